@@ -1,0 +1,37 @@
+# One entry point for people and CI. Everything installs into .venv from PyPI; nothing global is touched.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install test check lint typecheck imports clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## make test: the whole suite (unit, integration, e2e), warnings are errors.
+test: install
+	$(PY) -m pytest -W error $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check agent tests benchmarks
+	$(BIN)/ruff format --check agent tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy --strict agent
+
+imports: install
+	$(BIN)/lint-imports
+
+## make check: everything CI would want to see green.
+check: lint typecheck imports test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

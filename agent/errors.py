@@ -1,0 +1,118 @@
+"""The agent's exception tree: every failure the agent can name, mapped once at the adapter that sees it.
+
+    AgentError                      base; ``reason`` is the short text recorded for quarantine and /status
+    ├── ConfigError                 bad YAML, unknown key, bad duration — names the key and the fix
+    ├── SourceError                 the bucket (file:// or gs://)
+    │   ├── TransientSourceError    5xx, timeouts, resets — retried with backoff
+    │   └── PermanentSourceError    404, 403 — fails the candidate
+    ├── ManifestError               manifest missing, unparsable, or disagreeing with the bucket
+    ├── StagingError                getting a version onto the volume
+    │   ├── UnsafePathError         an object name that would escape the staging dir
+    │   ├── ChecksumMismatchError   size or crc32c differs from the manifest
+    │   └── DiskSpaceError          not enough free space on the volume
+    ├── ServingError                TF Serving (gRPC)
+    │   ├── ServingUnavailableError the server is not reachable (yet)
+    │   ├── ServingRejectedError    ReloadConfig/Predict refused the request (INVALID_ARGUMENT, ...)
+    │   ├── LoadFailedError         a version went to END with an error
+    │   └── LoadTimeoutError        a version did not become AVAILABLE before the deadline
+    ├── GoldenFileError             the golden file does not parse or does not fit the model
+    └── ValidationFailedError       the candidate's outputs or metrics fail the golden checks
+
+Adapters raise these ``from`` the library error; nothing above an adapter sees a grpc or google exception.
+"""
+
+from __future__ import annotations
+
+_MAX_REASON = 500
+
+
+def truncate(text: str, limit: int = _MAX_REASON) -> str:
+    """Keep log lines and state files bounded when a library puts a whole payload in its message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+    #: Whether trying the same thing again later may succeed.
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(truncate(message))
+
+    @property
+    def reason(self) -> str:
+        """One line suitable for /status, metrics labels (by class) and the quarantine record."""
+        return str(self)
+
+
+class ConfigError(AgentError):
+    """The configuration is invalid; the message names the key and how to fix it."""
+
+
+class SourceError(AgentError):
+    """The bucket could not be read."""
+
+
+class TransientSourceError(SourceError):
+    """A failure that may go away: 5xx, timeout, connection reset."""
+
+    retryable = True
+
+
+class PermanentSourceError(SourceError):
+    """A failure that will not go away by retrying: object missing, access denied."""
+
+
+class ManifestError(AgentError):
+    """The version's manifest is missing, unparsable or disagrees with the bucket."""
+
+
+class StagingError(AgentError):
+    """The version could not be copied onto the volume intact."""
+
+
+class UnsafePathError(StagingError):
+    """An object name would write outside the staging directory."""
+
+
+class ChecksumMismatchError(StagingError):
+    """A downloaded file's size or crc32c differs from the manifest."""
+
+
+class DiskSpaceError(StagingError):
+    """The volume has not enough free space for the version."""
+
+    retryable = True
+
+
+class ServingError(AgentError):
+    """TF Serving refused or failed a request."""
+
+
+class ServingUnavailableError(ServingError):
+    """TF Serving is not reachable (not started yet, restarting)."""
+
+    retryable = True
+
+
+class ServingRejectedError(ServingError):
+    """TF Serving answered with an error status for the request."""
+
+
+class LoadFailedError(ServingError):
+    """A version reached END with an error instead of AVAILABLE."""
+
+
+class LoadTimeoutError(ServingError):
+    """A version did not become AVAILABLE before the deadline."""
+
+    retryable = True
+
+
+class GoldenFileError(AgentError):
+    """The golden file is malformed or does not fit the model's signature."""
+
+
+class ValidationFailedError(AgentError):
+    """The candidate's outputs or metrics failed the golden checks."""

@@ -1,0 +1,106 @@
+"""Prometheus metrics for every pipeline step, on an injected registry (no module-level globals).
+
+Names follow Prometheus conventions with the ``tfs_agent_`` prefix; the alerts in k8s/ and the Grafana
+dashboard depend on them, so treat them as a public contract (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from time import perf_counter
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Stages run from milliseconds (verify a small model) to many minutes (download a multi-GB model).
+_STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+STAGES = ("detect", "download", "verify", "validate", "load", "promote", "bake")
+OUTCOMES = ("promoted", "rejected", "quarantined", "incomplete")
+
+
+class AgentMetrics:
+    """All of the agent's metrics; one instance per registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.polls = Counter(
+            "tfs_agent_polls", "Polls of a model's source, by outcome (ok|error).", ["model", "outcome"],
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "tfs_agent_poll_duration_seconds", "Time of one whole reconcile pass.", ["model"],
+            buckets=_STAGE_BUCKETS, registry=registry,
+        )
+        self.candidates = Counter(
+            "tfs_agent_candidates",
+            "Candidate versions by outcome (promoted|rejected|quarantined|incomplete).",
+            ["model", "outcome"], registry=registry,
+        )
+        self.stage_duration = Histogram(
+            "tfs_agent_stage_duration_seconds",
+            "Duration of each pipeline stage (detect|download|verify|validate|load|promote|bake).",
+            ["model", "stage"], buckets=_STAGE_BUCKETS, registry=registry,
+        )
+        self.errors = Counter(
+            "tfs_agent_errors", "Failures by stage and error type.", ["model", "stage", "error"],
+            registry=registry,
+        )
+        self.downloaded_bytes = Counter(
+            "tfs_agent_downloaded_bytes", "Bytes downloaded from the source.", ["model"], registry=registry
+        )
+        self.serving_version = Gauge(
+            "tfs_agent_serving_version", "Version the agent has promoted and TF Serving serves (0: none).",
+            ["model"], registry=registry,
+        )
+        self.last_success = Gauge(
+            "tfs_agent_last_success_timestamp_seconds", "When the last promotion of the model finished.",
+            ["model"], registry=registry,
+        )
+        self.last_poll_ok = Gauge(
+            "tfs_agent_last_poll_success_timestamp_seconds", "When the last poll without error finished.",
+            ["model"], registry=registry,
+        )
+        self.rollbacks = Counter(
+            "tfs_agent_rollbacks", "Rollbacks by reason (bake_failed|operator).", ["model", "reason"],
+            registry=registry,
+        )
+        self.quarantined = Gauge(
+            "tfs_agent_quarantined_versions", "Versions currently quarantined.", ["model"], registry=registry
+        )
+        self.validation_metric = Gauge(
+            "tfs_agent_validation_metric",
+            "Last golden-data metric values, for the candidate and the serving version (role).",
+            ["model", "metric", "role"], registry=registry,
+        )
+        self.ready = Gauge(
+            "tfs_agent_model_ready", "1 when the model serves a validated version.", ["model"],
+            registry=registry,
+        )
+
+    def declare(self, model: str) -> None:
+        """Create a model's series at zero so dashboards and alerts see them before the first event."""
+        for outcome in ("ok", "error"):
+            self.polls.labels(model, outcome)
+        for outcome in OUTCOMES:
+            self.candidates.labels(model, outcome)
+        self.serving_version.labels(model).set(0)
+        self.ready.labels(model).set(0)
+        self.quarantined.labels(model).set(0)
+        self.downloaded_bytes.labels(model)
+
+    @contextmanager
+    def stage(self, model: str, stage: str) -> Iterator[None]:
+        """Time a stage and count its failure by error type."""
+        start = perf_counter()
+        try:
+            yield
+        except Exception as err:
+            self.errors.labels(model, stage, type(err).__name__).inc()
+            raise
+        finally:
+            self.stage_duration.labels(model, stage).observe(perf_counter() - start)
+
+    def record_validation(self, model: str, role: str, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            self.validation_metric.labels(model, name, role).set(value)
