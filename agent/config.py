@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.cron import CronWindow
 from agent.errors import ConfigError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -83,6 +84,8 @@ class ScheduleSettings(_Strict):
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleSettings:
+        if self.cron is not None:
+            CronWindow(self.cron)  # same five-field syntax; fail at load time, not at first run
         if self.cron is None and self.interval is None:
             raise ValueError("give either interval or cron")
         if self.interval is not None and self.interval.total_seconds() <= 0:
@@ -107,6 +110,13 @@ class PolicySettings(_Strict):
     (e.g. ``{accuracy: 0.9}``); None promotes whenever a candidate passes."""
     bake_time: Duration = timedelta(seconds=10)
     """After a promotion, smoke-check the model for this long; a failure rolls back."""
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            CronWindow(value)  # raises ValueError naming the bad field
+        return value
 
 
 class CompletionSettings(_Strict):
