@@ -17,6 +17,7 @@ _STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 18
 
 STAGES = ("detect", "download", "verify", "validate", "load", "promote", "bake")
 OUTCOMES = ("promoted", "rejected", "quarantined", "incomplete")
+ROLLBACK_REASONS = ("bake_failed", "operator")
 
 
 class AgentMetrics:
@@ -61,6 +62,12 @@ class AgentMetrics:
             "tfs_agent_last_poll_success_timestamp_seconds", "When the last poll without error finished.",
             ["model"], registry=registry,
         )
+        self.poll_interval = Gauge(
+            "tfs_agent_poll_interval_seconds",
+            "Configured time between polls (for cron, the longest gap between two runs); the stale-model"
+            " alert compares the age of the last successful poll with a multiple of it.",
+            ["model"], registry=registry,
+        )
         self.rollbacks = Counter(
             "tfs_agent_rollbacks", "Rollbacks by reason (bake_failed|operator).", ["model", "reason"],
             registry=registry,
@@ -87,6 +94,9 @@ class AgentMetrics:
         self.serving_version.labels(model).set(0)
         self.ready.labels(model).set(0)
         self.quarantined.labels(model).set(0)
+        # A counter series born at 1 hides its first event from increase(); alerts on rollbacks need the 0.
+        for reason in ROLLBACK_REASONS:
+            self.rollbacks.labels(model, reason)
         self.downloaded_bytes.labels(model)
 
     @contextmanager
