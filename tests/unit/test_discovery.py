@@ -1,0 +1,179 @@
+"""Discovery: which versions are complete under each completion mode, and what an idle poll costs."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import CompletionSettings, parse_completion
+from agent.discovery import Discovery
+from agent.domain import MANIFEST_NAME
+from agent.errors import ConfigError, TransientSourceError
+from tests.fakes_sources import InMemorySource, ManualClock
+
+FILES = {
+    "saved_model.pb": b"graph",
+    "variables/variables.index": b"idx",
+    "variables/variables.data": b"x" * 100,
+}
+
+
+def _discovery(source: InMemorySource, completion: str = "manifest", model: str | None = None) -> Discovery:
+    return Discovery(source, parse_completion(completion), clock=source.clock, model=model)
+
+
+def test_manifest_mode_reports_complete_incomplete_and_invalid() -> None:
+    """A version with a good manifest is complete, one without is incomplete, a bad one is invalid."""
+    source = InMemorySource()
+    good = source.publish(1, FILES)
+    source.put(2, "saved_model.pb", b"half-uploaded")
+    source.publish(3, FILES)
+    source.put(3, MANIFEST_NAME, b"{not json")
+    result = _discovery(source).poll()
+    assert dict(result.complete) == {1: good}
+    assert result.incomplete == {2}
+    assert set(result.invalid) == {3}
+    assert "not valid UTF-8 JSON" in result.invalid[3]
+    assert result.newest_complete == 1
+
+
+def test_an_idle_poll_is_one_listing_and_reads_no_manifest() -> None:
+    """Once versions are judged, a poll costs one delimited listing however many versions exist."""
+    source = InMemorySource()
+    for version in range(1, 21):
+        source.publish(version, FILES)
+    discovery = _discovery(source)
+    discovery.poll()
+    assert source.calls["read_bytes"] == 20
+    source.calls.clear()
+    result = discovery.poll()
+    assert len(result.complete) == 20
+    assert dict(source.calls) == {"list_versions": 1}
+
+
+def test_an_incomplete_version_is_rechecked_until_its_manifest_lands() -> None:
+    """A version without a manifest costs one read per poll and turns complete when the manifest arrives."""
+    source = InMemorySource()
+    source.put(4, "saved_model.pb", b"graph")
+    discovery = _discovery(source)
+    assert discovery.poll().incomplete == {4}
+    manifest = source.publish(4, {"saved_model.pb": b"graph"})
+    source.calls.clear()
+    assert dict(discovery.poll().complete) == {4: manifest}
+    assert source.calls["read_bytes"] == 1
+
+
+def test_manifest_for_another_model_or_folder_is_invalid() -> None:
+    """The manifest's model must be this model and its version must equal the folder."""
+    source = InMemorySource()
+    source.publish(1, FILES, model="other")
+    other = source.publish(2, FILES)
+    source.put(5, MANIFEST_NAME, source.objects[(2, MANIFEST_NAME)][0])
+    result = _discovery(source, model="half").poll()
+    assert "is for model 'other', not 'half'" in result.invalid[1]
+    assert "says version 2 but sits in folder 5" in result.invalid[5]
+    assert dict(result.complete) == {2: other}
+
+
+def test_an_invalid_version_is_not_judged_again_until_it_leaves_the_bucket() -> None:
+    """Like TF Serving (B6), a bad version stays bad; if it disappears and returns, it is judged afresh."""
+    source = InMemorySource()
+    source.put(1, MANIFEST_NAME, b"[]")
+    discovery = _discovery(source)
+    assert 1 in discovery.poll().invalid
+    source.calls.clear()
+    assert 1 in discovery.poll().invalid
+    assert source.calls["read_bytes"] == 0
+    source.remove_version(1)
+    assert discovery.poll().invalid == {}
+    manifest = source.publish(1, FILES)
+    assert dict(discovery.poll().complete) == {1: manifest}
+
+
+def test_a_transient_error_fails_the_poll_and_the_next_poll_recovers() -> None:
+    """A bucket error while reading a manifest propagates; nothing is cached wrongly."""
+    source = InMemorySource()
+    manifest = source.publish(1, FILES)
+    source.fail("read_bytes", MANIFEST_NAME, TransientSourceError("503"))
+    discovery = _discovery(source)
+    with pytest.raises(TransientSourceError):
+        discovery.poll()
+    assert dict(discovery.poll().complete) == {1: manifest}
+
+
+def test_marker_mode_waits_for_the_marker_and_synthesizes_a_manifest() -> None:
+    """With marker:_SUCCESS a version is complete once _SUCCESS exists; files come from the listing."""
+    source = InMemorySource()
+    for name, data in FILES.items():
+        source.put(7, name, data)
+    discovery = _discovery(source, "marker:_SUCCESS", model="m")
+    assert discovery.poll().incomplete == {7}
+    source.put(7, "_SUCCESS", b"")
+    manifest = discovery.poll().complete[7]
+    assert {f.path for f in manifest.files} == set(FILES)
+    assert manifest.model == "m"
+    assert manifest.total_bytes == sum(len(d) for d in FILES.values())
+    source.calls.clear()
+    discovery.poll()
+    assert dict(source.calls) == {"list_versions": 1}
+
+
+def test_marker_mode_refuses_hostile_object_names() -> None:
+    """A listed object named with '..' makes the version invalid, naming the object."""
+    source = InMemorySource()
+    source.put(1, "saved_model.pb", b"g")
+    source.put(1, "../../escape", b"evil")
+    source.put(1, "_SUCCESS", b"")
+    result = _discovery(source, "marker:_SUCCESS").poll()
+    assert "'../../escape'" in result.invalid[1]
+
+
+def test_quiet_mode_waits_for_an_unchanged_listing() -> None:
+    """With quiet:60s a version is complete once its listing stayed the same for 60 s of clock time."""
+    clock = ManualClock()
+    source = InMemorySource(clock=clock)
+    source.put(2, "saved_model.pb", b"graph")
+    discovery = _discovery(source, "quiet:60s")
+    assert discovery.poll().incomplete == {2}
+    clock.advance(30)
+    source.put(2, "variables/variables.data", b"more")
+    assert discovery.poll().incomplete == {2}
+    clock.advance(59)
+    assert discovery.poll().incomplete == {2}
+    clock.advance(1)
+    assert {f.path for f in discovery.poll().complete[2].files} == {
+        "saved_model.pb",
+        "variables/variables.data",
+    }
+
+
+def test_quiet_mode_lists_a_candidate_once_per_poll_then_stops() -> None:
+    """A candidate's objects are listed once per poll until quiet; after that polls are one listing."""
+    clock = ManualClock()
+    source = InMemorySource(clock=clock)
+    source.put(2, "saved_model.pb", b"graph")
+    discovery = _discovery(source, "quiet:10s")
+    for _ in range(3):
+        discovery.poll()
+        clock.advance(4)
+    assert source.calls["list_objects"] == 3
+    discovery.poll()
+    source.calls.clear()
+    discovery.poll()
+    assert dict(source.calls) == {"list_versions": 1}
+
+
+def test_quiet_mode_counts_old_update_times_after_a_restart() -> None:
+    """A version whose objects are older than the quiet period is complete at first sight (agent restart)."""
+    clock = ManualClock()
+    source = InMemorySource(clock=clock)
+    source.put(2, "saved_model.pb", b"graph")
+    clock.advance(3600)
+    assert 2 in _discovery(source, "quiet:120s").poll().complete
+
+
+def test_incomplete_modes_need_their_argument() -> None:
+    """A marker mode without a name or a quiet mode without a duration is a ConfigError."""
+    with pytest.raises(ConfigError, match="marker"):
+        Discovery(InMemorySource(), CompletionSettings(mode="marker"))
+    with pytest.raises(ConfigError, match="quiet"):
+        Discovery(InMemorySource(), CompletionSettings(mode="quiet"))
