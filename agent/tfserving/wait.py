@@ -8,19 +8,25 @@ Serving restarts the status call itself is UNAVAILABLE — that is waited out, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 from agent.clock import Clock, SystemClock
 from agent.domain import VersionState, VersionStatus
 from agent.errors import LoadFailedError, LoadTimeoutError, ServingUnavailableError
-from agent.tfserving.base import ServingControl
 
 POLL_SECONDS = 0.1
 """TF Serving's manager acts once per ~100 ms tick (B5); polling faster only adds RPCs."""
 
 
+class StatusSource(Protocol):
+    """The part of ServingControl waiting needs."""
+
+    def status(self, name: str) -> Sequence[VersionStatus]: ...
+
+
 def wait_for_versions(
-    control: ServingControl,
+    control: StatusSource,
     name: str,
     versions: Iterable[int],
     *,
