@@ -9,7 +9,7 @@ label or highest AVAILABLE (B16) with inputs cast to the signature. Everything s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +91,10 @@ class FakeServing:
         return sorted(v for v, s in self._states.get(name, {}).items() if s.state is VersionState.AVAILABLE)
 
     # ---- ServingControl -----------------------------------------------------------------------------------
+
+    def reset(self, models: Iterable[ServedModel]) -> None:
+        self._config = {m.name: m for m in models}
+        self.applied.append(dict(self._config))
 
     def configured(self) -> Mapping[str, ServedModel]:
         return dict(self._config)

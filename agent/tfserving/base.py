@@ -9,7 +9,7 @@ implements it in memory for unit tests of the reconciler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,6 +50,11 @@ class ServingControl(Protocol):
         other's models. Raises ServingRejectedError (also for a version not complete on disk, B12; the
         config is then unchanged), ServingUnavailableError, or LoadFailedError (a *new* model whose version
         failed to load, B12; the config is kept: drop the model with another apply)."""
+        ...
+
+    def reset(self, models: Iterable[ServedModel]) -> None:
+        """Write the start-up config file without talking to TF Serving (it may not run yet, B2) and adopt it
+        as the current config."""
         ...
 
     def configured(self) -> Mapping[str, ServedModel]:

@@ -72,14 +72,18 @@ def read_config(path: Path) -> dict[str, ServedModel]:
     return {m.name: m for m in config_text.parse(text, str(path))}
 
 
-def initial_config(path: Path, models: Iterable[ServedModel] = ()) -> None:
+def write_config_file(path: Path, models: Iterable[ServedModel] = ()) -> None:
     """Write the config TF Serving starts on, without a server (B2: it listens only once all of these load).
 
     On a fresh volume that is an empty list; later, the last validated versions that are intact on disk.
     """
+    models = list(models)
     for model in models:
         check_complete(model)
     write_atomic(path, config_text.render(models).encode())
+
+
+initial_config = write_config_file
 
 
 def check_complete(model: ServedModel) -> None:
@@ -114,7 +118,8 @@ class GrpcServingControl:
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         """``reload_timeout`` bounds ReloadConfig, which waits for new models to load (B12): give it at least
-        the load timeout. The current config is read back from ``config_file`` (written by initial_config)."""
+        the load timeout. The current config is read back from ``config_file`` on first use, so the start-up
+        config may be written (write_config_file) after this object is built but before it is used."""
         self.address = address
         self.config_file = config_file
         self._rpc_timeout = _seconds(rpc_timeout)
@@ -123,7 +128,7 @@ class GrpcServingControl:
         self._models = protos.model_service_pb2_grpc.ModelServiceStub(self._channel)
         self._prediction = protos.prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._lock = threading.Lock()
-        self._config = read_config(config_file)
+        self._loaded: dict[str, ServedModel] | None = None
         self._signatures: dict[tuple[str, int, str], Signature] = {}
 
     def close(self) -> None:
@@ -137,9 +142,23 @@ class GrpcServingControl:
 
     # ---- config -------------------------------------------------------------------------------------------
 
+    @property
+    def _config(self) -> dict[str, ServedModel]:
+        if self._loaded is None:
+            self._loaded = read_config(self.config_file)
+        return self._loaded
+
     def configured(self) -> Mapping[str, ServedModel]:
         with self._lock:
             return dict(self._config)
+
+    def reset(self, models: Iterable[ServedModel]) -> None:
+        """Write the start-up config (no RPC: TF Serving may not run yet, B2) and adopt it as current."""
+        with self._lock:
+            wanted = {m.name: m for m in models}
+            write_config_file(self.config_file, wanted.values())
+            self._loaded = wanted
+            self._signatures.clear()
 
     def apply(self, changes: Mapping[str, ServedModel | None]) -> None:
         with self._lock:
@@ -159,7 +178,7 @@ class GrpcServingControl:
 
     def _save(self, config: dict[str, ServedModel]) -> None:
         write_atomic(self.config_file, config_text.render(config.values()).encode())
-        self._config = config
+        self._loaded = config
 
     def _reload(self, config: Mapping[str, ServedModel]) -> None:
         request = model_management_pb2.ReloadConfigRequest()

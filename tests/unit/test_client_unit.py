@@ -26,6 +26,7 @@ from agent.tfserving.client import (
     initial_config,
     read_config,
     serving_error,
+    write_config_file,
 )
 from agent.tfserving.protos import (
     get_model_metadata_pb2,
@@ -311,8 +312,34 @@ def test_predict_by_label_and_missing_signature(
 
 
 def test_corrupt_config_file_is_a_config_error(tmp_path: Path) -> None:
-    """A config file the agent cannot read back stops start-up with a ConfigError naming the file."""
+    """A config file the agent cannot read back is a ConfigError naming the file, at first use."""
     path = tmp_path / "models.config"
     path.write_text("model_config_list {")
-    with pytest.raises(ConfigError, match=r"models\.config"):
-        GrpcServingControl("127.0.0.1:1", path)
+    with (
+        GrpcServingControl("127.0.0.1:1", path) as control,
+        pytest.raises(ConfigError, match=r"models\.config"),
+    ):
+        control.configured()
+
+
+def test_config_is_read_at_first_use(tmp_path: Path) -> None:
+    """The start-up config written after the client was built is what the client merges into."""
+    path = tmp_path / "models.config"
+    version_dir(tmp_path / "m", 1)
+    with GrpcServingControl("127.0.0.1:1", path) as control:
+        write_config_file(path, [ServedModel("m", str(tmp_path / "m"), (1,))])
+        assert control.configured() == {"m": ServedModel("m", str(tmp_path / "m"), (1,))}
+
+
+def test_reset_writes_the_start_up_config_without_rpc(
+    server: tuple[Scripted, str], client: GrpcServingControl, tmp_path: Path
+) -> None:
+    """reset writes the start-up file (B2: TF Serving may not run yet), sends nothing, and becomes current."""
+    version_dir(tmp_path / "m", 2)
+    model = ServedModel("m", str(tmp_path / "m"), (2,))
+    client.reset([model])
+    assert server[0].requests == []
+    assert read_config(client.config_file) == {"m": model}
+    assert client.configured() == {"m": model}
+    with pytest.raises(ServingRejectedError, match="not a complete SavedModel"):
+        client.reset([ServedModel("n", str(tmp_path / "n"), (1,))])
