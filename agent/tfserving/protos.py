@@ -9,12 +9,12 @@ stay in ``sys.modules`` and a later ``import tensorflow`` in the same process (t
 runs the real ``__init__`` and reuses them, so the import order does not matter. If real TensorFlow is
 already imported, it is used as is.
 
-Measured on this repo's venv (Python 3.11, tensorflow 2.21, 2 CPUs), ``/usr/bin/time -f "%e s %M KB"``, best
-of 3 warm runs:
+Measured on this repo's venv (Python 3.11.7, tensorflow 2.21, protobuf 7, 2 CPUs shared with other work),
+``/usr/bin/time -f "%e s %M KB" .venv/bin/python -c "import <module>"``, best of 3 runs:
 
-    python -c "import agent.tfserving.protos"                   0.19 s   44 MB max RSS
-    python -c "import agent.tfserving.client"                   0.25 s   51 MB max RSS (adds grpc)
-    python -c "import tensorflow_serving.apis.predict_pb2"      3.43 s  635 MB max RSS (runs TensorFlow)
+    agent.tfserving.protos                  0.08 s    16.6 MB max RSS
+    agent.tfserving.client                  0.27 s    48.2 MB max RSS  (adds grpc and numpy)
+    tensorflow_serving.apis.predict_pb2     4.86 s   585.9 MB max RSS  (ordinary import: all of TensorFlow)
 
 The gRPC stub modules (``model_service_pb2_grpc``, ``prediction_service_pb2_grpc``) import ``grpc``; they are
 loaded on first attribute access so that the pure ``config_text`` module, which needs only
