@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent.cron import CronWindow
 from agent.errors import ConfigError
@@ -56,7 +64,7 @@ class ServingSettings(_Strict):
     address: str = "localhost:8500"
     """TF Serving's gRPC address (host:port or unix:/path)."""
     model_config_file: Path = Path("/models/models.config")
-    """The ModelServerConfig file the agent owns; TF Serving must be started with --model_config_file=<this>."""
+    """The ModelServerConfig file the agent owns; start TF Serving with --model_config_file=<this>."""
     load_timeout: Duration = timedelta(seconds=600)
     """How long a version may take to become AVAILABLE before the attempt counts as failed."""
     rpc_timeout: Duration = timedelta(seconds=30)

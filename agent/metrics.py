@@ -26,50 +26,69 @@ class AgentMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.polls = Counter(
-            "tfs_agent_polls", "Polls of a model's source, by outcome (ok|error).", ["model", "outcome"],
+            "tfs_agent_polls",
+            "Polls of a model's source, by outcome (ok|error).",
+            ["model", "outcome"],
             registry=registry,
         )
         self.poll_duration = Histogram(
-            "tfs_agent_poll_duration_seconds", "Time of one whole reconcile pass.", ["model"],
-            buckets=_STAGE_BUCKETS, registry=registry,
+            "tfs_agent_poll_duration_seconds",
+            "Time of one whole reconcile pass.",
+            ["model"],
+            buckets=_STAGE_BUCKETS,
+            registry=registry,
         )
         self.candidates = Counter(
             "tfs_agent_candidates",
             "Candidate versions by outcome (promoted|rejected|quarantined|incomplete).",
-            ["model", "outcome"], registry=registry,
+            ["model", "outcome"],
+            registry=registry,
         )
         self.stage_duration = Histogram(
             "tfs_agent_stage_duration_seconds",
             "Duration of each pipeline stage (detect|download|verify|validate|load|promote|bake).",
-            ["model", "stage"], buckets=_STAGE_BUCKETS, registry=registry,
+            ["model", "stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=registry,
         )
         self.errors = Counter(
-            "tfs_agent_errors", "Failures by stage and error type.", ["model", "stage", "error"],
+            "tfs_agent_errors",
+            "Failures by stage and error type.",
+            ["model", "stage", "error"],
             registry=registry,
         )
         self.downloaded_bytes = Counter(
             "tfs_agent_downloaded_bytes", "Bytes downloaded from the source.", ["model"], registry=registry
         )
         self.serving_version = Gauge(
-            "tfs_agent_serving_version", "Version the agent has promoted and TF Serving serves (0: none).",
-            ["model"], registry=registry,
+            "tfs_agent_serving_version",
+            "Version the agent has promoted and TF Serving serves (0: none).",
+            ["model"],
+            registry=registry,
         )
         self.last_success = Gauge(
-            "tfs_agent_last_success_timestamp_seconds", "When the last promotion of the model finished.",
-            ["model"], registry=registry,
+            "tfs_agent_last_success_timestamp_seconds",
+            "When the last promotion of the model finished.",
+            ["model"],
+            registry=registry,
         )
         self.last_poll_ok = Gauge(
-            "tfs_agent_last_poll_success_timestamp_seconds", "When the last poll without error finished.",
-            ["model"], registry=registry,
+            "tfs_agent_last_poll_success_timestamp_seconds",
+            "When the last poll without error finished.",
+            ["model"],
+            registry=registry,
         )
         self.poll_interval = Gauge(
             "tfs_agent_poll_interval_seconds",
             "Configured time between polls (for cron, the longest gap between two runs); the stale-model"
             " alert compares the age of the last successful poll with a multiple of it.",
-            ["model"], registry=registry,
+            ["model"],
+            registry=registry,
         )
         self.rollbacks = Counter(
-            "tfs_agent_rollbacks", "Rollbacks by reason (bake_failed|operator).", ["model", "reason"],
+            "tfs_agent_rollbacks",
+            "Rollbacks by reason (bake_failed|operator).",
+            ["model", "reason"],
             registry=registry,
         )
         self.quarantined = Gauge(
@@ -78,10 +97,13 @@ class AgentMetrics:
         self.validation_metric = Gauge(
             "tfs_agent_validation_metric",
             "Last golden-data metric values, for the candidate and the serving version (role).",
-            ["model", "metric", "role"], registry=registry,
+            ["model", "metric", "role"],
+            registry=registry,
         )
         self.ready = Gauge(
-            "tfs_agent_model_ready", "1 when the model serves a validated version.", ["model"],
+            "tfs_agent_model_ready",
+            "1 when the model serves a validated version.",
+            ["model"],
             registry=registry,
         )
 

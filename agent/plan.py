@@ -75,7 +75,9 @@ def _target(obs: Observation, policy: Policy) -> int | Plan:
     if obs.pinned is not None:
         return _pinned_target(obs)
     if policy.versions == "pinned":
-        return Plan(Action.IDLE, reason="policy 'pinned' and no version is pinned (tfs-agent pin MODEL VERSION)")
+        return Plan(
+            Action.IDLE, reason="policy 'pinned' and no version is pinned (tfs-agent pin MODEL VERSION)"
+        )
     eligible = sorted(v for v in obs.available if v not in obs.quarantined)
     if policy.versions == "newer" and obs.serving is not None:
         eligible = [v for v in eligible if v > obs.serving]

@@ -25,7 +25,7 @@ STATE_FORMAT = 1
 
 @dataclass(frozen=True)
 class Pending:
-    """A promotion in flight: moving ``model`` from ``previous`` to ``version``; ``step`` is the last step begun.
+    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: the last step begun.
 
     Steps: ``load`` ({old, new} sent, waiting for AVAILABLE), ``switch`` (labels to new, old dropped),
     ``bake`` (new serves all traffic, being watched), ``rollback`` (going back to ``previous``).
@@ -87,7 +87,9 @@ class StateStore:
                 f"state file {self.path} is unreadable ({err}); move it aside to start from the bucket again"
             ) from err
         if raw.get("format") != STATE_FORMAT:
-            raise AgentError(f"state file {self.path} has format {raw.get('format')!r}, expected {STATE_FORMAT}")
+            raise AgentError(
+                f"state file {self.path} has format {raw.get('format')!r}, expected {STATE_FORMAT}"
+            )
         self._models = {name: ModelRecord.from_json(rec) for name, rec in raw.get("models", {}).items()}
 
     def get(self, model: str) -> ModelRecord:
@@ -115,7 +117,7 @@ class StateStore:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old or the new content, never a mix, even after a crash."""
+    """Write ``data`` to ``path`` so readers see the old or the new content, never a mix, after a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

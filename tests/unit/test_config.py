@@ -25,7 +25,7 @@ def test_durations(text: object, seconds: float) -> None:
 @pytest.mark.parametrize("text", ["", "10", "ten seconds", "5x", "-3", "1m 2"])
 def test_bad_duration_says_how_to_write_one(text: object) -> None:
     """A bad duration is rejected with an example of a good one."""
-    with pytest.raises(ValueError, match="30s|negative"):
+    with pytest.raises(ValueError, match=r"30s|negative"):
         parse_duration(-3 if text == "-3" else text)
 
 

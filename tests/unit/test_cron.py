@@ -29,7 +29,9 @@ def test_contains(expr: str, when: datetime, inside: bool) -> None:
     assert CronWindow(expr).contains(when) is inside
 
 
-@pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "* 24 * * *", "5-1 * * * *", "*/0 * * * *", "x * * * *"])
+@pytest.mark.parametrize(
+    "expr", ["* * *", "61 * * * *", "* 24 * * *", "5-1 * * * *", "*/0 * * * *", "x * * * *"]
+)
 def test_invalid_expressions_name_the_problem(expr: str) -> None:
     """A malformed window is rejected with the expression in the message."""
     with pytest.raises(ValueError, match="cron"):

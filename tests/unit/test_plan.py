@@ -110,8 +110,11 @@ def test_min_interval_holds_until_elapsed() -> None:
     p = plan(obs({1, 2}, serving=1, last_promotion=last), Policy(min_interval=timedelta(minutes=5)), NOW)
     assert p.action is Action.WAIT
     assert p.not_before == last + timedelta(minutes=5)
-    later = plan(obs({1, 2}, serving=1, last_promotion=last), Policy(min_interval=timedelta(minutes=5)),
-                 NOW + timedelta(minutes=1))
+    later = plan(
+        obs({1, 2}, serving=1, last_promotion=last),
+        Policy(min_interval=timedelta(minutes=5)),
+        NOW + timedelta(minutes=1),
+    )
     assert later.action is Action.PROMOTE
 
 

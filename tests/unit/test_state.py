@@ -30,9 +30,14 @@ def test_failed_update_is_not_saved(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     with store.update("m") as rec:
         rec.serving = 1
-    with pytest.raises(RuntimeError), store.update("m") as rec:
-        rec.serving = 2
-        raise RuntimeError("boom")
+
+    def fail_midway() -> None:
+        with store.update("m") as rec:
+            rec.serving = 2
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail_midway()
     assert store.get("m").serving == 1
     assert json.loads((tmp_path / "state.json").read_text())["models"]["m"]["serving"] == 1
 

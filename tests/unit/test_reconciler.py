@@ -1,0 +1,285 @@
+"""The reconciler end to end on fakes of our own ports: bucket in memory, TF Serving in memory, fake clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agent.config import ModelSettings
+from agent.domain import VersionState
+from agent.errors import TransientSourceError
+from agent.metrics import AgentMetrics
+from agent.reconciler import ModelReconciler, Outcome
+from agent.state import Pending, StateStore
+from agent.validation.golden import Golden, parse_golden
+from tests.fakes_serving import FakeClock, FakeServing, half_plus_two
+from tests.fakes_sources import InMemorySource
+
+FILES = {
+    "saved_model.pb": b"graph",
+    "variables/variables.index": b"index",
+    "variables/variables.data": b"w" * 64,
+}
+GOLDEN = {"instances": [1.0, 2.0, 5.0], "expected": [2.5, 3.0, 4.5], "tolerance": {"atol": 1e-4}}
+
+
+class World:
+    """One model's bucket, volume, TF Serving, state and metrics."""
+
+    def __init__(self, tmp_path: Path, golden: dict[str, Any] | None = GOLDEN, **policy: Any) -> None:
+        self.local = tmp_path / "models" / "m"
+        self.clock = FakeClock()
+        self.source = InMemorySource("mem://bucket/m")
+        self.serving = FakeServing()
+        self.state = StateStore(tmp_path / "state")
+        self.registry = CollectorRegistry()
+        self.golden: Golden | None = parse_golden(json.dumps(golden)) if golden else None
+        self.settings = ModelSettings(
+            name="m",
+            source="file:///unused",
+            local_path=self.local,
+            policy={"bake_time": "3s", **policy},  # type: ignore[arg-type]
+        )
+        self.reconciler = self.build()
+
+    def build(self) -> ModelReconciler:
+        return ModelReconciler(
+            self.settings,
+            source=self.source,
+            serving=self.serving,
+            state=self.state,
+            metrics=AgentMetrics(self.registry)
+            if not hasattr(self, "reconciler")
+            else self.reconciler.metrics,
+            clock=self.clock,
+            golden=lambda: self.golden,
+            load_timeout=30,
+        )
+
+    def publish(self, version: int, function: Callable[..., Any] | None = None, *, error: str = "") -> None:
+        self.source.publish(version, FILES, model="m")
+        self.serving.add_version(str(self.local), version, function or half_plus_two(), error=error)
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, {"model": "m", **labels})
+
+    @property
+    def record(self) -> Any:
+        return self.state.get("m")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_first_version_is_staged_validated_and_promoted(world: World) -> None:
+    """With nothing serving, v1 is staged, validated in the shadow, promoted with its label, then baked."""
+    world.publish(1)
+    result = world.reconciler.reconcile()
+    assert (result.outcome, result.version) == (Outcome.PROMOTED, 1)
+    assert (world.local / "1" / "saved_model.pb").read_bytes() == b"graph"
+    config = world.serving.configured()
+    assert set(config) == {"m"}  # the shadow is gone
+    assert config["m"].versions == (1,)
+    assert dict(config["m"].labels) == {"stable": 1}
+    assert world.record.serving == 1
+    assert world.record.pending is None
+    assert world.metric("tfs_agent_serving_version") == 1
+    assert world.metric("tfs_agent_candidates_total", outcome="promoted") == 1
+    assert world.reconciler.ready
+
+
+def test_swap_is_two_step_and_label_safe(world: World) -> None:
+    """B13: {old,new} with the label on old, then the label moves to new and old is dropped."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2)
+    world.serving.applied.clear()
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+    main = [c["m"] for c in world.serving.applied if "m" in c]
+    steps = [(m.versions, dict(m.labels)) for m in main]
+    assert ((1, 2), {"stable": 1}) in steps
+    assert steps[-1] == ((2,), {"stable": 2})
+    assert steps.index(((1, 2), {"stable": 1})) < len(steps) - 1
+    assert (world.record.serving, world.record.previous) == (2, 1)
+    assert (world.local / "1").is_dir()  # kept for rollback
+
+
+def test_golden_mismatch_is_quarantined_and_not_retried(world: World) -> None:
+    """A candidate whose outputs differ from the golden data is rejected; the serving version stays."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2, half_plus_two(b=3.0))
+    result = world.reconciler.reconcile()
+    assert result.outcome is Outcome.REJECTED
+    assert "validation" in world.record.quarantined[2]
+    assert world.record.serving == 1
+    assert world.serving.available("m") == [1]
+    assert "m__candidate" not in world.serving.configured()
+    again = world.reconciler.reconcile()
+    assert again.outcome is Outcome.IDLE
+    assert world.metric("tfs_agent_candidates_total", outcome="rejected") == 1
+
+
+def test_load_failure_is_quarantined(world: World) -> None:
+    """B6/B14: a version that fails to load is quarantined with TF Serving's error."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2, error="DATA_LOSS: Can't parse saved_model.pb as binary proto")
+    assert world.reconciler.reconcile().outcome is Outcome.REJECTED
+    assert "DATA_LOSS" in world.record.quarantined[2]
+    assert world.record.serving == 1
+
+
+def test_bake_failure_rolls_back(world: World) -> None:
+    """A version that passes validation but misbehaves under traffic is rolled back label-safely."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    calls = {"n": 0}
+
+    def degrading(inputs: dict[str, Any]) -> dict[str, Any]:
+        calls["n"] += 1
+        x = np.asarray(inputs["x"], dtype=np.float32)
+        return {"y": x * 0.5 + (2.0 if calls["n"] <= 2 else 9.0)}
+
+    world.publish(2, degrading)
+    result = world.reconciler.reconcile()
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert world.record.serving == 1
+    assert "bake" in world.record.quarantined[2]
+    config = world.serving.configured()["m"]
+    assert (config.versions, dict(config.labels)) == ((1,), {"stable": 1})
+    assert world.metric("tfs_agent_rollbacks_total", reason="bake_failed") == 1
+    assert world.metric("tfs_agent_serving_version") == 1
+
+
+def test_transient_bucket_error_retries_without_quarantine(world: World) -> None:
+    """A bucket outage is a retry, never a quarantine; the next pass promotes."""
+    world.publish(1)
+    world.source.fail("list_versions", "", TransientSourceError("503 Service Unavailable"))
+    result = world.reconciler.reconcile()
+    assert result.outcome is Outcome.RETRY
+    assert world.record.quarantined == {}
+    assert world.metric("tfs_agent_polls_total", outcome="error") == 1
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+
+
+def test_corrupt_download_never_becomes_a_version(world: World) -> None:
+    """An object whose bytes differ from the manifest fails staging; no integer directory appears."""
+    world.publish(1)
+    world.source.corrupt_downloads["variables/variables.data"] = b"x" * 64
+    result = world.reconciler.reconcile()
+    assert result.outcome is Outcome.REJECTED
+    assert "staging" in world.record.quarantined[1]
+    assert not (world.local / "1").exists()
+    assert [p.name for p in world.local.iterdir()] == []
+
+
+def test_incomplete_version_is_ignored(world: World) -> None:
+    """A version without a manifest is not a candidate."""
+    world.source.put(1, "saved_model.pb", b"graph")
+    assert world.reconciler.reconcile().outcome is Outcome.IDLE
+    assert world.metric("tfs_agent_candidates_total", outcome="incomplete") == 1
+
+
+def test_window_holds_a_newer_version(tmp_path: Path) -> None:
+    """A promotion window that does not match now holds the candidate (WAITING) but not the first version."""
+    world = World(tmp_path, window="0 0 1 1 *")
+    world.publish(1)
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+    world.publish(2)
+    result = world.reconciler.reconcile()
+    assert (result.outcome, result.version) == (Outcome.WAITING, 2)
+    assert world.record.serving == 1
+
+
+def test_min_interval_uses_the_clock(tmp_path: Path) -> None:
+    """min_interval holds a second promotion until the clock has moved far enough."""
+    world = World(tmp_path, min_interval="10m")
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2)
+    assert world.reconciler.reconcile().outcome is Outcome.WAITING
+    world.clock.now += 600
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+
+
+def test_pin_and_operator_rollback(world: World) -> None:
+    """A pin brings back an older version; an operator rollback returns to the previous and quarantines."""
+    for v in (1, 2):
+        world.publish(v)
+        world.reconciler.reconcile()
+    world.reconciler.pin(1)
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+    assert world.record.serving == 1
+    world.reconciler.unpin()
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED  # newer policy: back to 2
+    answer = world.reconciler.rollback()
+    assert answer == {"model": "m", "serving": 1, "quarantined": 2}
+    assert world.record.quarantined[2] == "operator rollback"
+    assert world.serving.configured()["m"].versions == (1,)
+    assert world.reconciler.reconcile().outcome is Outcome.IDLE
+    world.reconciler.clear(2)
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+
+
+def test_crash_during_load_is_undone(world: World) -> None:
+    """A restart that finds a promotion stopped at 'load' goes back to the old version, then retries."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2)
+    with world.state.update("m") as rec:
+        rec.pending = Pending(2, 1, "load", world.clock.time())
+    restarted = world.build()
+    result = restarted.reconcile()
+    assert result.outcome is Outcome.PROMOTED  # undone first, then the candidate goes through again
+    assert world.record.serving == 2
+    assert world.record.pending is None
+
+
+def test_crash_after_switch_is_finished(world: World) -> None:
+    """A restart that finds the new version already serving finishes the promotion instead of undoing it."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2)
+    world.reconciler.promoter.load_beside(2, 1)
+    world.reconciler.promoter.switch(2, 1)
+    restarted = world.build()
+    restarted.reconcile()
+    assert (world.record.serving, world.record.previous, world.record.pending) == (2, 1, None)
+    assert dict(world.serving.configured()["m"].labels) == {"stable": 2}
+
+
+def test_serving_restart_reconverges(world: World) -> None:
+    """If TF Serving comes back without labels (start-up config), the next pass adds them once AVAILABLE."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.serving.reset([world.reconciler.promoter.swap.served([1], None)])  # type: ignore[list-item]
+    world.reconciler.reconcile()
+    assert dict(world.serving.configured()["m"].labels) == {"stable": 1}
+    assert world.serving.status("m")[0].state is VersionState.AVAILABLE
+
+
+def test_serving_unreachable_is_a_retry(world: World) -> None:
+    """TF Serving down: the pass is a retry and nothing is quarantined."""
+    world.publish(1)
+    world.serving.unavailable = True
+    assert world.reconciler.reconcile().outcome is Outcome.RETRY
+    assert world.record.quarantined == {}
+    assert not world.reconciler.ready
+    world.serving.unavailable = False
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+
+
+def test_no_golden_file_uses_load_and_smoke(tmp_path: Path) -> None:
+    """Without a golden file a version is promoted after loading and answering a smoke Predict."""
+    world = World(tmp_path, golden=None)
+    world.publish(1)
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
