@@ -25,7 +25,7 @@ STATE_FORMAT = 1
 
 @dataclass(frozen=True)
 class Pending:
-    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: the last step begun.
+    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: last step begun.
 
     Steps: ``load`` ({old, new} sent, waiting for AVAILABLE), ``switch`` (labels to new, old dropped),
     ``bake`` (new serves all traffic, being watched), ``rollback`` (going back to ``previous``).
