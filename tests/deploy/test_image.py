@@ -1,0 +1,96 @@
+"""The agent image without TensorFlow: the build helpers in docker/ do what the Dockerfile relies on.
+
+No Docker engine runs here, so the image itself is not built in tests; instead the two build steps that make
+it small are exercised on this machine: the requirement list without tensorflow-serving-api, and TF Serving's
+protos importing from a proto-only ``tensorflow`` package laid down by extract_protos.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.deploy.conftest import DOCKER, ROOT
+
+
+def _script(name: str) -> ModuleType:
+    """Import one of docker/'s build scripts (they are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"docker_{name}", DOCKER / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+extract_protos = _script("extract_protos")
+runtime_requirements = _script("runtime_requirements")
+
+_PROBE = """
+import sys
+import tensorflow
+from tensorflow_serving.apis import predict_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+assert tensorflow.__file__.startswith(sys.argv[1]), tensorflow.__file__
+assert "tensorflow.python" not in sys.modules
+assert not hasattr(tensorflow, "constant")
+print("ok")
+"""
+
+
+def test_runtime_requirements_drop_only_tensorflow_serving_api() -> None:
+    """The image installs every runtime dependency from pyproject except tensorflow-serving-api."""
+    requirements = runtime_requirements.runtime_requirements(ROOT / "pyproject.toml")
+    names = {runtime_requirements._name(r) for r in requirements}
+    assert "tensorflow-serving-api" not in names
+    assert {"grpcio", "protobuf", "prometheus-client", "google-cloud-storage"} <= names
+    assert not any(name.startswith("tensorflow") for name in names)
+
+
+def test_protos_import_from_a_proto_only_tensorflow(tmp_path: Path) -> None:
+    """TF Serving's gRPC and config modules import from the extracted protos, never running TensorFlow."""
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("the dev environment should have tensorflow installed (make install)")
+    site_packages = Path(next(iter(spec.submodule_search_locations))).parent
+    copied = extract_protos.extract(site_packages, tmp_path)
+    assert copied > 30
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(tmp_path)],
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_extract_refuses_an_incomplete_copy(tmp_path: Path) -> None:
+    """A pb2 module importing one that is not in the copy stops the build instead of failing at run time."""
+    source = tmp_path / "src" / "tensorflow" / "core"
+    source.mkdir(parents=True)
+    (source / "a_pb2.py").write_text("from tensorflow.core import missing_pb2 as m\n")
+    with pytest.raises(SystemExit, match="missing_pb2"):
+        extract_protos.extract(tmp_path / "src", tmp_path / "dest")
+
+
+def test_dockerfile_copies_only_what_the_dockerignore_lets_in() -> None:
+    """Every COPY source exists and is re-included by docker/Dockerfile.dockerignore."""
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    ignore = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    sources = [
+        src
+        for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.MULTILINE)
+        for src in line.split()[:-1]
+    ]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert source.rstrip("/") in allowed, f"{source} is excluded from the build context"
