@@ -107,8 +107,13 @@ class AgentMetrics:
             registry=registry,
         )
 
-    def declare(self, model: str) -> None:
-        """Create a model's series at zero so dashboards and alerts see them before the first event."""
+    def declare(self, model: str, poll_interval: float | None = None) -> None:
+        """Create a model's series at zero so dashboards and alerts see them before the first event.
+
+        ``poll_interval`` (seconds; for cron schedules the longest gap between runs) feeds the stale-model
+        alert, which fires after 5 intervals without a successful poll."""
+        if poll_interval is not None:
+            self.poll_interval.labels(model).set(poll_interval)
         for outcome in ("ok", "error"):
             self.polls.labels(model, outcome)
         for outcome in OUTCOMES:
