@@ -78,6 +78,13 @@ class Stack:
     agent_url: str
     prometheus_url: str
     procs: list[Proc]
+    exits: ExitStack
+    grpc_port: int
+
+    def start(self, name: str, argv: list[str]) -> None:
+        """Start a child process, stopped when the fixture ends."""
+        self.procs.append(Proc(name, argv, self.work / f"{name}.log"))
+        self.exits.callback(self.procs[-1].stop)
 
     def wait(self, what: str, check: Callable[[], bool], timeout: float) -> None:
         """Poll ``check`` until true; on timeout (or a dead process) fail with every process's log."""
@@ -183,28 +190,20 @@ def _build_models(work: Path) -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    """Agent, TF Serving and Prometheus running against an empty file:// bucket."""
+    """The agent and Prometheus scraping it, against an empty file:// bucket; no TF Serving yet."""
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("prometheus is required: apt-get install prometheus (.ci/run installs it)")
-    if not os.environ.get("TFS_BINARY") and importlib.util.find_spec("agent.devserver.main") is None:
-        pytest.skip("needs tfs-devserver (agent.devserver.main, not in this checkout yet) or TFS_BINARY")
-    _build_models(tmp_path)
     (tmp_path / "bucket" / MODEL).mkdir(parents=True)
     grpc_port, http_port, prom_port = _free_port(), _free_port(), _free_port()
     config = _agent_config(tmp_path, grpc_port, http_port)
-    with ExitStack() as stack:
-        procs: list[Proc] = []
-
-        def start(name: str, argv: list[str]) -> None:
-            procs.append(Proc(name, argv, tmp_path / f"{name}.log"))
-            stack.callback(procs[-1].stop)
-
-        running = Stack(tmp_path, f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{prom_port}", procs)
-        start("agent", [*TFS_AGENT, "run", "--config", str(config)])
+    with ExitStack() as exits:
+        running = Stack(
+            tmp_path, f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{prom_port}", [], exits, grpc_port
+        )
+        running.start("agent", [*TFS_AGENT, "run", "--config", str(config)])
         running.wait("the agent's /healthz", lambda: _get_json_ok(f"{running.agent_url}/healthz"), 60)
-        start("serving", _serving_command(grpc_port, tmp_path / "models" / "models.config"))
-        start(
+        running.start(
             "prometheus",
             [
                 prometheus,
@@ -217,13 +216,24 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield running
 
 
+@pytest.fixture
+def serving(stack: Stack) -> Stack:
+    """TF Serving, started after the agent wrote its initial config (as in the pod), and two SavedModels."""
+    if not os.environ.get("TFS_BINARY") and importlib.util.find_spec("agent.devserver.main") is None:
+        pytest.skip("needs tfs-devserver (agent.devserver.main, not in this checkout yet) or TFS_BINARY")
+    _build_models(stack.work)
+    stack.start("serving", _serving_command(stack.grpc_port, stack.work / "models" / "models.config"))
+    return stack
+
+
 def _get_json_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=5) as response:
         return bool(response.status == 200)
 
 
-def test_prometheus_sees_the_serving_version_change(stack: Stack) -> None:
+def test_prometheus_sees_the_serving_version_change(serving: Stack) -> None:
     """Through Prometheus's HTTP API, tfs_agent_serving_version goes 1 → 2 as v2 is promoted."""
+    stack = serving
     stack.publish(1)
     stack.wait("v1 serving", lambda: stack.serving_in_agent() == 1, 120)
     stack.wait("Prometheus to scrape version 1", lambda: stack.serving_in_prometheus() == 1.0, 30)
