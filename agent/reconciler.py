@@ -94,7 +94,8 @@ class ModelReconciler:
         self.ready = False
         self.ready_reason = "no pass yet"
         self.last_plan: Plan | None = None
-        metrics.declare(self.name)
+        interval = settings.schedule.interval
+        metrics.declare(self.name, interval.total_seconds() if interval and not settings.schedule.cron else None)
         metrics.serving_version.labels(self.name).set(state.get(self.name).serving or 0)
 
     # ---- the pass ----------------

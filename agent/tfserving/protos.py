@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from typing import Any
 
 # protobuf ships no type information and types-protobuf is not a dependency; re-exported for config_text.
-from google.protobuf import text_format  # type: ignore[import-untyped]
+from google.protobuf import text_format
 
 _TF = "tensorflow"
 

@@ -1,0 +1,5 @@
+"""``python -m agent`` is ``tfs-agent``."""
+
+from agent.cli import main
+
+main()
