@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test check lint typecheck imports clean
+.PHONY: install test check lint typecheck imports demo clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ imports: install
 
 ## make check: everything CI would want to see green.
 check: lint typecheck imports test
+
+## make demo: the main job on embedded defaults (file:// bucket + tfs-devserver + the agent, under load).
+demo: install
+	$(BIN)/tfs-agent demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

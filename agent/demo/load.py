@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 
 from agent.tfserving import protos
 from agent.tfserving.tensors import from_proto, to_proto
@@ -37,7 +38,7 @@ class Load:
         request.model_spec.name = self.model
         if self.label:
             request.model_spec.version_label = self.label
-        request.inputs["x"].CopyFrom(to_proto([1.0, 2.0, 5.0]))
+        request.inputs["x"].CopyFrom(to_proto(np.asarray([1.0, 2.0, 5.0], dtype=np.float32)))
         t0 = time.perf_counter()
         try:
             response = self.stub.Predict(request, timeout=10)

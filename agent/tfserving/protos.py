@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-# protobuf ships no type information and types-protobuf is not a dependency; re-exported for config_text.
+# Re-exported for config_text; protobuf has no type stubs here (see the mypy overrides in pyproject.toml).
 from google.protobuf import text_format
 
 _TF = "tensorflow"
