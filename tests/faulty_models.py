@@ -1,0 +1,31 @@
+"""Real SavedModels that misbehave in ways the agent must catch after validation (TensorFlow is imported).
+
+``build_degrading``: answers y = a·x + b for its first ``good_calls`` calls *per loaded instance*, then
+y = a·x + b + 100 — a model that passes a shadow check and then goes wrong under live traffic, which only the
+bake watch can see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def build_degrading(base_path: Path, version: int, *, good_calls: int, a: float = 0.5, b: float = 2.0) -> Path:
+    import tensorflow as tf
+
+    class Degrading(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = tf.Variable(0, dtype=tf.int64)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])  # type: ignore[misc]
+        def serve(self, x: Any) -> dict[str, Any]:
+            calls = self.calls.assign_add(1)
+            drift = tf.where(calls > good_calls, 100.0, 0.0)
+            return {"y": a * x + b + drift}
+
+    module = Degrading()
+    out = base_path / str(version)
+    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
+    return out
