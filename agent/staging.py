@@ -21,9 +21,9 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -81,13 +81,16 @@ def stage_version(
     retry: Retry | None = None,
     progress: Progress | None = None,
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+    durable: bool = True,
 ) -> StagedVersion:
     """Copy ``manifest``'s version from ``source`` to ``<local_path>/<version>``, verified; reuse a verified
-    copy already there. Raises a StagingError, ManifestError or SourceError naming the cause."""
+    copy already there. Raises a StagingError, ManifestError or SourceError naming the cause.
+
+    ``durable`` fsyncs every file and directory before the rename, so a power cut cannot leave a renamed
+    version with missing data; it costs the disk's sync speed (see benchmarks/staging.py)."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    where = f"{source.uri}/{manifest.version}/"
-    check_layout(manifest.files, origin=where)
+    check_layout(manifest.files, origin=f"{source.uri}/{manifest.version}/")
     final = local_path / str(manifest.version)
     started = time.monotonic()
     _guard_os(lambda: local_path.mkdir(parents=True, exist_ok=True), f"creating {local_path}")
@@ -103,26 +106,20 @@ def stage_version(
     retry = retry if retry is not None else retry_policy()
     _check_listing(source, manifest, retry)
     _check_space(local_path, manifest, reserve_bytes)
-    checked = time.monotonic()
     staging = local_path / f"{STAGING_PREFIX}{manifest.version}-{secrets.token_hex(4)}"
+    transfer = _Transfer(source, manifest.version, staging, retry, progress, durable)
+    checked = time.monotonic()
     try:
         _guard_os(staging.mkdir, f"creating {staging}")
-        _download_all(source, manifest, staging, concurrency=concurrency, retry=retry, progress=progress)
+        transfer.fetch_all(manifest.files, concurrency)
         downloaded = time.monotonic()
-        _guard_os(lambda: _commit(staging, final, manifest, replace=replace), f"installing {final}")
+        _guard_os(lambda: transfer.commit(final, manifest, replace=replace), f"installing {final}")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    done = time.monotonic()
     log.info("staged version %s (%d bytes) at %s", manifest.version, manifest.total_bytes, final)
-    return StagedVersion(
-        manifest.version,
-        final,
-        manifest.total_bytes,
-        downloaded - checked,
-        checked - started,
-        done - downloaded,
-    )
+    seconds = (downloaded - checked, checked - started, time.monotonic() - downloaded)
+    return StagedVersion(manifest.version, final, manifest.total_bytes, *seconds)
 
 
 def _check_listing(source: ModelSource, manifest: Manifest, retry: Retry) -> None:
@@ -155,60 +152,76 @@ def _check_space(local_path: Path, manifest: Manifest, reserve_bytes: int) -> No
         )
 
 
-def _download_all(
-    source: ModelSource,
-    manifest: Manifest,
-    staging: Path,
-    *,
-    concurrency: int,
-    retry: Retry,
-    progress: Progress | None,
-) -> None:
-    """Fetch every file with at most ``concurrency`` in flight, largest first; the first failure cancels
-    what has not started and is raised once the running ones end."""
-    failed = threading.Event()
-    files = sorted(manifest.files, key=lambda f: (-f.size, f.path))
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(files)), thread_name_prefix="stage") as pool:
-        futures = [
-            pool.submit(_fetch, source, manifest.version, entry, staging, retry, progress, failed)
-            for entry in files
-        ]
-        try:
-            for future in as_completed(futures):
-                future.result()
-        except BaseException:
-            failed.set()
-            for future in futures:
-                future.cancel()
-            raise
+@dataclass(frozen=True)
+class _Transfer:
+    """What the file downloads of one version share; ``failed`` stops files that have not started yet."""
 
+    source: ModelSource
+    version: int
+    staging: Path
+    retry: Retry
+    progress: Progress | None
+    durable: bool
+    failed: threading.Event = field(default_factory=threading.Event)
 
-def _fetch(
-    source: ModelSource,
-    version: int,
-    entry: FileEntry,
-    staging: Path,
-    retry: Retry,
-    progress: Progress | None,
-    failed: threading.Event,
-) -> None:
-    if failed.is_set():
-        return
-    what = f"{source.uri}/{version}/{entry.path}"
-    dest = _inside(staging, entry.path)
-    _guard_os(lambda: dest.parent.mkdir(parents=True, exist_ok=True), f"creating {dest.parent}")
-    crc = _guard_os(
-        lambda: call_with_retry(retry, f"downloading {what}", source.download, version, entry.path, dest),
-        f"writing {dest}",
-    )
-    size = dest.stat().st_size
-    if size != entry.size:
-        raise ChecksumMismatchError(f"{what}: downloaded {size} bytes, the manifest says {entry.size}")
-    if crc != entry.crc32c:
-        raise ChecksumMismatchError(f"{what}: crc32c {crc} differs from the manifest's {entry.crc32c}")
-    _guard_os(lambda: fsync_path(dest), f"syncing {dest}")
-    if progress is not None:
-        progress(entry.path, size)
+    def fetch_all(self, files: Sequence[FileEntry], concurrency: int) -> None:
+        """Every file with at most ``concurrency`` in flight, largest first; the first failure cancels what
+        has not started and is raised once the running ones end."""
+        ordered = sorted(files, key=lambda f: (-f.size, f.path))
+        with ThreadPoolExecutor(
+            max_workers=min(concurrency, len(ordered)), thread_name_prefix="stage"
+        ) as pool:
+            futures = [pool.submit(self.fetch, entry) for entry in ordered]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            except BaseException:
+                self.failed.set()
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def fetch(self, entry: FileEntry) -> None:
+        """Download one file (retrying transient errors), check size and crc32c, sync it."""
+        if self.failed.is_set():
+            return
+        what = f"{self.source.uri}/{self.version}/{entry.path}"
+        dest = _inside(self.staging, entry.path)
+        _guard_os(lambda: dest.parent.mkdir(parents=True, exist_ok=True), f"creating {dest.parent}")
+        download = self.source.download
+        crc = _guard_os(
+            lambda: call_with_retry(
+                self.retry, f"downloading {what}", download, self.version, entry.path, dest
+            ),
+            f"writing {dest}",
+        )
+        size = dest.stat().st_size
+        if size != entry.size:
+            raise ChecksumMismatchError(f"{what}: downloaded {size} bytes, the manifest says {entry.size}")
+        if crc != entry.crc32c:
+            raise ChecksumMismatchError(f"{what}: crc32c {crc} differs from the manifest's {entry.crc32c}")
+        self._sync(dest)
+        if self.progress is not None:
+            self.progress(entry.path, size)
+
+    def commit(self, final: Path, manifest: Manifest, *, replace: bool) -> None:
+        """Manifest in, everything synced, then one rename makes the version visible to TF Serving."""
+        (self.staging / MANIFEST_NAME).write_bytes(serialize_manifest(manifest))
+        self._sync(self.staging / MANIFEST_NAME)
+        for dirpath, _dirs, _files in os.walk(self.staging, topdown=False):
+            self._sync(Path(dirpath))
+        if replace:
+            aside = final.with_name(f"{REMOVING_PREFIX}{final.name}-{secrets.token_hex(4)}")
+            os.rename(final, aside)
+            os.rename(self.staging, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.rename(self.staging, final)
+        self._sync(final.parent)
+
+    def _sync(self, path: Path) -> None:
+        if self.durable:
+            _guard_os(lambda: fsync_path(path), f"syncing {path}")
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -217,22 +230,6 @@ def _inside(root: Path, name: str) -> Path:
     if not dest.resolve().is_relative_to(root.resolve()):
         raise UnsafePathError(f"refusing object {name!r}: it resolves outside {root}")
     return dest
-
-
-def _commit(staging: Path, final: Path, manifest: Manifest, *, replace: bool) -> None:
-    """Manifest in, everything fsynced, then one rename makes the version visible to TF Serving."""
-    (staging / MANIFEST_NAME).write_bytes(serialize_manifest(manifest))
-    fsync_path(staging / MANIFEST_NAME)
-    for dirpath, _dirs, _files in os.walk(staging, topdown=False):
-        fsync_path(Path(dirpath))
-    if replace:
-        aside = final.with_name(f"{REMOVING_PREFIX}{final.name}-{secrets.token_hex(4)}")
-        os.rename(final, aside)
-        os.rename(staging, final)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.rename(staging, final)
-    fsync_path(final.parent)
 
 
 def check_local(

@@ -18,7 +18,7 @@ from agent.sources.base import ObjectNotFoundError
 from agent.sources.gcs import GcsSink, GcsSource
 from agent.sources.retrying import retry_policy
 from agent.staging import stage_version, verify_local
-from tests.gcs import FakeGcsServer, new_bucket, running_server
+from tests.gcs import FakeGcsServer, Proxy, new_bucket, running_server
 
 if TYPE_CHECKING:  # imported through agent.sources at run time, which quiets api_core's import warning
     from google.cloud import storage
@@ -90,13 +90,18 @@ def test_an_idle_poll_costs_one_request(
     export = _export(tmp_path / "export", files=3, size=10)
     for version in range(1, 6):
         publish(export, uri, version, progress=False, sink=sink)
-    discovery = Discovery(GcsSource(uri, client=client), parse_completion("manifest"))
-    assert len(discovery.poll().complete) == 5
-    before = len(server.request_lines())
-    discovery.poll()
-    requests = server.request_lines()[before:]
-    assert len(requests) == 1, requests
-    assert "delimiter=%2F" in requests[0]
+    with Proxy(server.port) as proxy:
+        discovery = Discovery(
+            GcsSource(uri, client=FakeGcsServer.client_for(proxy.url)), parse_completion("manifest")
+        )
+        assert len(discovery.poll().complete) == 5
+        reads = [r for r in proxy.requests if "/download/" in r]
+        listings = [r for r in proxy.requests if "delimiter=%2F" in r]
+        assert (len(reads), len(listings)) == (5, 1), proxy.requests
+        proxy.requests.clear()
+        discovery.poll()
+        assert len(proxy.requests) == 1, proxy.requests
+        assert "delimiter=%2F" in proxy.requests[0]
 
 
 def test_open_source_and_read_uri_honour_storage_emulator_host(
