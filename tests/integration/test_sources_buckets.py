@@ -26,6 +26,7 @@ from agent.sources.retrying import retry_policy
 from agent.staging import stage_version, verify_local
 from tests.fakes_sources import ManualClock
 from tests.gcs import FakeGcsServer, new_bucket, running_server
+from tests.savedmodels import build_half_plus_two
 
 if TYPE_CHECKING:  # imported through agent.sources at run time, which quiets api_core's import warning
     from google.cloud import storage
@@ -78,15 +79,8 @@ def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SavedModel-shaped export directory (nested files, one larger than a read chunk)."""
-    root = tmp_path_factory.mktemp("export")
-    (root / "variables").mkdir()
-    (root / "assets").mkdir()
-    (root / "saved_model.pb").write_bytes(b"\x08\x01" * 3000)
-    (root / "variables" / "variables.index").write_bytes(b"index")
-    (root / "variables" / "variables.data-00000-of-00001").write_bytes(bytes(range(256)) * 9000)
-    (root / "assets" / "vocab.txt").write_text("a\nb\n")
-    return root
+    """A real half_plus_two SavedModel exported by TensorFlow (y = 0.5 * x + 2)."""
+    return build_half_plus_two(tmp_path_factory.mktemp("export"), 1)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -104,6 +98,15 @@ def test_publish_then_discover_then_stage(bucket: Bucket, saved_model: Path, tmp
     assert copied.pop(MANIFEST_NAME)
     assert copied == _files(saved_model)
     assert verify_local(local, 3)
+    assert _predict(staged.path, [1.0, 4.0]) == [2.5, 4.0]
+
+
+def _predict(path: Path, xs: list[float]) -> list[float]:
+    """Run the staged copy's serving signature with TensorFlow: the copy is a loadable SavedModel."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return [float(v) for v in serve(x=tf.constant(xs, tf.float32))["y"].numpy()]
 
 
 def test_publish_refuses_to_overwrite_a_complete_version(bucket: Bucket, saved_model: Path) -> None:
