@@ -245,7 +245,9 @@ def test_prometheus_sees_the_serving_version_change(serving: Stack) -> None:
     history = stack.query(f'max_over_time(tfs_agent_serving_version{{model="{MODEL}"}}[10m])')
     assert float(history[0]["value"][1]) == 2.0
     assert stack.query('up{job="tfs-agent"}')[0]["value"][1] == "1"
-    assert stack.query('tfs_agent_candidates_total{outcome="promoted"}')[0]["value"][1] == "2"
+    # The promotion is counted after its bake, a moment after the version switched.
+    promoted = 'tfs_agent_candidates_total{outcome="promoted"}'
+    stack.wait("Prometheus to count 2 promotions", lambda: stack.query(promoted)[0]["value"][1] == "2", 30)
 
 
 def test_alert_rules_evaluate_cleanly_on_real_metrics(stack: Stack) -> None:
