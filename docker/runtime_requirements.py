@@ -1,8 +1,9 @@
 """Print the agent's runtime requirements from pyproject.toml, minus ``tensorflow-serving-api``.
 
-Why: ``tensorflow-serving-api`` depends on the whole ``tensorflow`` package (~1.9 GB installed), but the agent
-uses only its generated protobuf modules. The image installs it with ``--no-deps`` and lays down TensorFlow's
-few ``*_pb2.py`` files itself (extract_protos.py); every other dependency is installed normally from this list.
+Why: ``tensorflow-serving-api`` depends on the whole ``tensorflow`` package (~1.9 GB installed), but the
+agent uses only its generated protobuf modules. The image installs it with ``--no-deps`` and lays down
+TensorFlow's few ``*_pb2.py`` files itself (extract_protos.py); every other dependency is installed normally
+from this list.
 
 Usage: ``python runtime_requirements.py pyproject.toml > requirements.txt``
 """
