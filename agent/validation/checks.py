@@ -87,9 +87,14 @@ def _compare(name: str, got: Array, want: Array, golden: Golden) -> str | None:
         return None
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     return (
-        f"{name}: {int(bad.sum())} of {bad.size} value(s) differ; first at {first}: got {got[first]!r}, "
-        f"expected {want[first]!r}"
+        f"{name}: {int(bad.sum())} of {bad.size} value(s) differ; first at {first}: "
+        f"got {_show(got[first])}, expected {_show(want[first])}"
     )
+
+
+def _show(value: Any) -> str:
+    plain = value.item() if isinstance(value, np.generic) else value
+    return f"{plain:.7g}" if isinstance(plain, float) else repr(plain)
 
 
 # ---- metrics against labels --------------------------------------------------------------------------------
