@@ -120,11 +120,13 @@ def _upload_all(
         ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="publish") as pool,
     ):
 
+        def advance(size: int) -> None:
+            with lock:
+                bar.update(size)
+
         def one(rel: str, path: Path) -> FileEntry:
             entry = FileEntry(rel, path.stat().st_size, crc32c_of_file(path))
-            sink.upload(path, f"{version}/{rel}")
-            with lock:
-                bar.update(entry.size)
+            sink.upload(path, f"{version}/{rel}", on_bytes=advance)
             return entry
 
         futures = [pool.submit(one, rel, path) for rel, path in files]

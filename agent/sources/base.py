@@ -8,6 +8,7 @@ writer side that ``tfs-agent publish`` uses; the agent itself never writes to a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -69,8 +70,8 @@ class ModelSink(Protocol):
         """The prefix this sink writes, e.g. ``gs://bucket/models/m``."""
         ...
 
-    def upload(self, path: Path, name: str) -> None:
-        """Copy the local file ``path`` to the object ``name``."""
+    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Copy the local file ``path`` to the object ``name``; ``on_bytes`` hears each piece sent."""
         ...
 
     def write_bytes(self, name: str, data: bytes) -> None:

@@ -11,10 +11,10 @@ with one policy for every source. Every library error becomes a ``SourceError`` 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import requests
@@ -93,9 +93,12 @@ class GcsBucket:
         with _mapped(f"reading {what}"), self._get(name, what) as response:
             return bytes(response.raw.read(decode_content=False))
 
-    def upload(self, path: Path, name: str) -> None:
-        with _mapped(f"uploading {path} to gs://{self.name}/{name}"):
-            self._bucket.blob(name).upload_from_filename(str(path), checksum="crc32c", timeout=self._timeout)
+    def upload(self, path: Path, name: str, on_bytes: Callable[[int], None] | None = None) -> None:
+        with _mapped(f"uploading {path} to gs://{self.name}/{name}"), path.open("rb") as handle:
+            stream = handle if on_bytes is None else _CountingReader(handle, on_bytes)
+            self._bucket.blob(name).upload_from_file(
+                stream, size=path.stat().st_size, checksum="crc32c", timeout=self._timeout
+            )
 
     def write(self, name: str, data: bytes, content_type: str) -> None:
         with _mapped(f"writing gs://{self.name}/{name}"):
@@ -181,8 +184,8 @@ class GcsSink:
     def uri(self) -> str:
         return self._uri
 
-    def upload(self, path: Path, name: str) -> None:
-        self._bucket.upload(path, self._object(name))
+    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
+        self._bucket.upload(path, self._object(name), on_bytes)
 
     def write_bytes(self, name: str, data: bytes) -> None:
         self._bucket.write(self._object(name), data, "application/json")
@@ -195,6 +198,22 @@ class GcsSink:
 
     def _object(self, name: str) -> str:
         return self._prefix + check_name(name, where=self._uri)
+
+
+class _CountingReader:
+    """A file wrapper telling ``on_bytes`` how much the library has read (the publish progress bar);
+    everything else (seek, tell for resumable uploads) goes to the file."""
+
+    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self._handle, self._on_bytes = handle, on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._on_bytes(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
 
 
 def read_gs_uri(uri: str, *, client: storage.Client | None = None) -> bytes:

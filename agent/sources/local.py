@@ -12,7 +12,6 @@ import errno
 import os
 import re
 import secrets
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from agent.errors import ConfigError, PermanentSourceError, SourceError, TransientSourceError
 from agent.manifest import MAX_VERSION, check_name
 from agent.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.sources.streams import CHUNK_SIZE, crc32c_of_file, fsync_path, write_chunks
+from agent.sources.streams import CHUNK_SIZE, crc32c_of_file, fsync_path, read_chunks, write_chunks
 
 _CANONICAL_INT = re.compile(r"0|[1-9][0-9]{0,18}")
 _NOT_FOUND = frozenset({errno.ENOENT, errno.ENOTDIR})
@@ -157,8 +156,8 @@ class LocalSink:
     def uri(self) -> str:
         return "file://" + self._root.as_posix()
 
-    def upload(self, path: Path, name: str) -> None:
-        self._write(name, lambda tmp: shutil.copyfile(path, tmp))
+    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
+        self._write(name, lambda tmp: write_chunks(read_chunks(path), tmp, on_chunk=on_bytes))
 
     def write_bytes(self, name: str, data: bytes) -> None:
         self._write(name, lambda tmp: tmp.write_bytes(data))

@@ -6,6 +6,7 @@ the filesystem for file://): what the agent promises must not depend on where th
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -173,3 +174,13 @@ def test_hostile_object_names_fail_the_version(bucket: Bucket, tmp_path: Path, h
     found = Discovery(bucket.source, parse_completion("marker:_SUCCESS")).poll()
     assert repr(hostile) in found.invalid[7]
     assert not found.complete
+
+
+def test_uploads_report_their_bytes_as_they_go(bucket: Bucket, tmp_path: Path) -> None:
+    """The sink tells the progress callback every byte it sends, also past the 8 MiB resumable threshold."""
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(9 * 2**20))
+    seen: list[int] = []
+    bucket.sink.upload(big, "8/variables/big", on_bytes=seen.append)
+    assert sum(seen) == big.stat().st_size
+    assert [o.size for o in bucket.source.list_objects(8)] == [big.stat().st_size]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,8 @@ class RecordingSink(LocalSink):
         super().__init__(root)
         self.order: list[str] = []
 
-    def upload(self, path: Path, name: str) -> None:
-        super().upload(path, name)
+    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
+        super().upload(path, name, on_bytes=on_bytes)
         self.order.append(name)
 
     def write_bytes(self, name: str, data: bytes) -> None:
