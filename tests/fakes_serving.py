@@ -93,8 +93,12 @@ class FakeServing:
     # ---- ServingControl -----------------------------------------------------------------------------------
 
     def reset(self, models: Iterable[ServedModel]) -> None:
+        """The start-up config, as if TF Serving (re)started on it: it forgets every earlier status and loads
+        each listed version before answering (B2)."""
         self._config = {m.name: m for m in models}
         self.applied.append(dict(self._config))
+        self._states, self._pending = {}, {}
+        self._converge(set(self._config))
 
     def configured(self) -> Mapping[str, ServedModel]:
         return dict(self._config)
