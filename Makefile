@@ -21,8 +21,8 @@ test: install
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check agent tests benchmarks
-	$(BIN)/ruff format --check agent tests benchmarks
+	$(BIN)/ruff check agent tests benchmarks docker
+	$(BIN)/ruff format --check agent tests benchmarks docker
 
 typecheck: install
 	$(BIN)/mypy --strict agent

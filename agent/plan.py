@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.cron import CronWindow
+from agent.validation.checks import should_replace
 
 
 class Action(enum.Enum):
@@ -119,12 +120,9 @@ def _held(obs: Observation, policy: Policy, now: datetime, target: int) -> Plan 
 
 
 def _underperforming(obs: Observation, thresholds: Mapping[str, float], target: int) -> Plan | None:
-    """The seed's performance policy: replace the serving version only once a metric falls below its floor."""
-    known = {k: obs.serving_metrics[k] for k in thresholds if k in obs.serving_metrics}
-    if len(known) < len(thresholds):
-        return None  # nothing measured for the serving version: do not block on missing data
-    below = [f"{k}={v:g}<{thresholds[k]:g}" for k, v in known.items() if v < thresholds[k]]
-    if below:
+    """The seed's performance policy: replace the serving version only once a metric is worse than its
+    threshold (accuracy below it, mae/rmse above it). Unmeasured metrics never block an update."""
+    if should_replace(obs.serving_metrics, thresholds):
         return None
-    fine = ", ".join(f"{k}={v:g}≥{thresholds[k]:g}" for k, v in known.items())
-    return Plan(Action.WAIT, target, f"serving version still performs ({fine})")
+    fine = ", ".join(f"{k}={obs.serving_metrics[k]:g} (threshold {v:g})" for k, v in thresholds.items())
+    return Plan(Action.WAIT, target, f"serving version still performs: {fine}")

@@ -87,7 +87,7 @@ class ModelReconciler:
         self.golden = golden
         self.load_timeout = load_timeout
         self.shadow = settings.name + shadow_suffix
-        self.discovery = Discovery(source, settings.completion, clock=clock)
+        self.discovery = Discovery(source, settings.completion, clock=clock, model=settings.name)
         swap = Swap(settings.name, settings.local_path, settings.labels, load_timeout)
         self.promoter = Promoter(swap, serving=serving, state=state, clock=clock)
         self.lock = threading.RLock()
@@ -95,7 +95,9 @@ class ModelReconciler:
         self.ready_reason = "no pass yet"
         self.last_plan: Plan | None = None
         interval = settings.schedule.interval
-        metrics.declare(self.name, interval.total_seconds() if interval and not settings.schedule.cron else None)
+        metrics.declare(
+            self.name, interval.total_seconds() if interval and not settings.schedule.cron else None
+        )
         metrics.serving_version.labels(self.name).set(state.get(self.name).serving or 0)
 
     # ---- the pass ----------------

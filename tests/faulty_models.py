@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 
-def build_degrading(base_path: Path, version: int, *, good_calls: int, a: float = 0.5, b: float = 2.0) -> Path:
+def build_degrading(
+    base_path: Path, version: int, *, good_calls: int, a: float = 0.5, b: float = 2.0
+) -> Path:
     import tensorflow as tf
 
     class Degrading(tf.Module):  # type: ignore[misc]

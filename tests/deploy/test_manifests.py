@@ -36,6 +36,7 @@ REQUIRED_TFS_FLAGS = {
     "--file_system_poll_wait_seconds": "1",
     "--max_num_load_retries": "1",
     "--load_retry_interval_micros": "2000000",
+    "--allow_version_labels_for_unavailable_models": "true",
 }
 
 

@@ -123,7 +123,7 @@ def test_replace_below_holds_while_serving_performs() -> None:
     o = obs({1, 2}, serving=1, serving_metrics={"accuracy": 0.95})
     p = plan(o, Policy(replace_below={"accuracy": 0.9}), NOW)
     assert p.action is Action.WAIT
-    assert "accuracy=0.95" in p.reason
+    assert "accuracy=0.95 (threshold 0.9)" in p.reason
 
 
 def test_replace_below_promotes_when_serving_degrades() -> None:
@@ -135,3 +135,12 @@ def test_replace_below_promotes_when_serving_degrades() -> None:
 def test_replace_below_without_measurement_does_not_block() -> None:
     """Missing serving metrics never block an update forever."""
     assert plan(obs({1, 2}, serving=1), Policy(replace_below={"accuracy": 0.9}), NOW).action is Action.PROMOTE
+
+
+def test_replace_below_error_metrics_are_worse_when_higher() -> None:
+    """For mae/rmse the floor is a ceiling: replace once the serving error rises above it."""
+    policy = Policy(replace_below={"mae": 0.2})
+    fine = obs({1, 2}, serving=1, serving_metrics={"mae": 0.1})
+    worse = obs({1, 2}, serving=1, serving_metrics={"mae": 0.3})
+    assert plan(fine, policy, NOW).action is Action.WAIT
+    assert plan(worse, policy, NOW).action is Action.PROMOTE

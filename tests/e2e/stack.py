@@ -1,0 +1,179 @@
+"""One end-to-end world: a bucket (file:// or gs://), the shared volume, TF Serving (tfs-devserver or
+the stock binary via TFS_BINARY), the agent as a real process, and a load generator process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.publish import publish
+from tests.agentproc import AgentProcess, wait_for
+from tests.savedmodels import build_half_plus_two
+from tests.servers import ServerHandle, free_port, server_command
+
+MODEL = "m"
+GOLDEN = {"instances": [1.0, 2.0, 5.0], "expected": [2.5, 3.0, 4.5], "tolerance": {"atol": 1e-4}}
+# Stock-compatible flags: poll the local volume every second (B7), fail loads fast (files are verified).
+# Labels in the config file must not stop a restarted TF Serving from starting (B13): the flag is required.
+SERVER_FLAGS = (
+    "--max_num_load_retries=0",
+    "--load_retry_interval_micros=100000",
+    "--allow_version_labels_for_unavailable_models=true",
+)
+
+
+class Stack:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        source: str | None = None,
+        policy: dict[str, Any] | None = None,
+        agent_env: dict[str, str] | None = None,
+        **model: Any,
+    ) -> None:
+        self.tmp = tmp
+        self.bucket = source or f"file://{tmp}/bucket/{MODEL}"
+        self.volume = tmp / "models"
+        self.volume.mkdir()
+        self.config_file = self.volume / "models.config"
+        (tmp / "golden.json").write_text(json.dumps(GOLDEN))
+        self.config: dict[str, Any] = {
+            "serving": {
+                "address": "",
+                "model_config_file": str(self.config_file),
+                "load_timeout": "60s",
+                "rpc_timeout": "10s",
+            },
+            "state_dir": str(self.volume / ".tfs-agent"),
+            "models": [
+                {
+                    "name": MODEL,
+                    "source": self.bucket,
+                    "local_path": str(self.volume / MODEL),
+                    "schedule": {"interval": "500ms"},
+                    "golden": str(tmp / "golden.json"),
+                    "policy": {"bake_time": "1s", **(policy or {})},
+                    **model,
+                }
+            ],
+        }
+        self.agent_env = agent_env
+        self.server: ServerHandle | None = None
+        self.agent: AgentProcess | None = None
+        self.loads: list[Load] = []
+
+    # ---- processes ----
+
+    def start(self) -> Stack:
+        """Agent first (it writes the start-up config TF Serving needs, B2), then TF Serving."""
+        port = free_port()
+        self.config["serving"]["address"] = f"127.0.0.1:{port}"
+        self.agent = AgentProcess(self.tmp, self.config, env=self.agent_env).start()
+        assert self.config_file.exists()
+        self.server = self._launch_on(port)
+        return self
+
+    def _launch_on(self, port: int) -> ServerHandle:
+        """TF Serving on a fixed port (the one in the agent's config), also after a restart."""
+        command = [
+            *server_command(),
+            f"--port={port}",
+            f"--model_config_file={self.config_file}",
+            "--file_system_poll_wait_seconds=1",
+            *SERVER_FLAGS,
+        ]
+        workdir = self.tmp / f"tfs-{port}-{len(list(self.tmp.glob('tfs-*')))}"
+        workdir.mkdir()
+        with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
+            process = subprocess.Popen(command, stdout=out, stderr=err, cwd=workdir)
+        return ServerHandle(process, port, None, workdir, command).wait_ready()
+
+    def restart_server(self, *, kill: bool = True) -> None:
+        assert self.server is not None
+        if kill:
+            self.server.kill()
+        else:
+            self.server.stop()
+        self.server = self._launch_on(self.server.grpc_port)
+
+    def restart_agent(self, *, kill: bool = True) -> None:
+        assert self.agent is not None
+        if kill:
+            self.agent.kill()
+        else:
+            self.agent.stop()
+        self.agent = AgentProcess(self.tmp, self.config, env=self.agent_env)
+        self.agent.start()
+
+    def close(self) -> None:
+        for load in self.loads:
+            load.stop()
+        if self.agent:
+            self.agent.stop()
+        if self.server:
+            self.server.stop()
+
+    # ---- the bucket ----
+
+    def publish(self, version: int, build: Callable[[Path, int], Path] | None = None, **kw: Any) -> None:
+        src = (build or build_half_plus_two)(self.tmp / "build", version, **kw)
+        publish(src, self.bucket, version, progress=False, model=MODEL)
+
+    # ---- observing ----
+
+    def model(self) -> dict[str, Any]:
+        assert self.agent is not None
+        return self.agent.model(MODEL)
+
+    def wait_serving(self, version: int, timeout: float = 60) -> dict[str, Any]:
+        return wait_for(
+            f"version {version} serving",
+            lambda: (m := self.model()).get("serving") == version and m.get("pending") is None and m,
+            timeout,
+        )
+
+    def wait_quarantined(self, version: int, timeout: float = 60) -> str:
+        return str(
+            wait_for(
+                f"version {version} quarantined",
+                lambda: self.model().get("quarantined", {}).get(str(version)),
+                timeout,
+            )
+        )
+
+    def tfs_state(self) -> dict[int, tuple[str, int, str]]:
+        assert self.server is not None
+        return self.server.status(MODEL)
+
+    def load(self, rate: float = 50.0, label: str | None = "stable") -> Load:
+        assert self.server is not None
+        load = Load(self.tmp / f"load-{len(self.loads)}.json", self.server.grpc_address, rate, label)
+        self.loads.append(load)
+        return load
+
+
+class Load:
+    """agent.demo.load in its own process: open-loop Predicts, counts written on SIGTERM."""
+
+    def __init__(self, out: Path, address: str, rate: float, label: str | None) -> None:
+        self.out = out
+        cmd = [sys.executable, "-m", "agent.demo.load", address, MODEL, str(rate), str(out)]
+        self.proc = subprocess.Popen(cmd + ([label] if label else []))
+        self.result: dict[str, Any] | None = None
+
+    def stop(self) -> dict[str, Any]:
+        if self.result is None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(30)
+            self.result = json.loads(self.out.read_text())
+        return self.result
+
+    def versions(self) -> set[int]:
+        return {int(v) for _, _, v in self.stop()["samples"] if v >= 0}

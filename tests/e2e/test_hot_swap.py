@@ -1,0 +1,197 @@
+"""The agent as a real process against TF Serving (tfs-devserver, or the stock binary via TFS_BINARY):
+promotion under load, rejection, rollback, restarts of either process, policies, the admin API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agentproc import wait_for
+from tests.e2e.stack import MODEL, Stack
+from tests.faulty_models import build_degrading
+from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stacks(tmp_path: Path) -> Iterator[list[Stack]]:
+    made: list[Stack] = []
+    yield made
+    for stack in made:
+        stack.close()
+
+
+def make(stacks: list[Stack], tmp_path: Path, **kw: Any) -> Stack:
+    stack = Stack(tmp_path, **kw)
+    stacks.append(stack)
+    return stack.start()
+
+
+def corrupt_model(base: Path, version: int) -> Path:
+    path = build_half_plus_two(base, version)
+    corrupt_savedmodel(path)
+    return path
+
+
+def bad_model(base: Path, version: int) -> Path:
+    return build_half_plus_two(base, version, b=3.0)
+
+
+def test_promotes_under_load_and_rejects_golden_mismatch(stacks: list[Stack], tmp_path: Path) -> None:
+    """v1 → v2 under load on the 'stable' label with zero failed requests; v3 (wrong answers) is rejected."""
+    stack = make(stacks, tmp_path)
+    stack.publish(1)
+    stack.wait_serving(1)
+    load = stack.load(rate=50)
+    stack.publish(2)
+    stack.wait_serving(2)
+    stack.publish(3, bad_model)
+    reason = stack.wait_quarantined(3)
+    assert "validation" in reason
+    result = load.stop()
+    assert result["sent"] > 0
+    assert result["failed"] == 0, result["errors"]
+    assert load.versions() <= {1, 2}
+    assert stack.model()["serving"] == 2
+    assert stack.tfs_state()[2][0] == "AVAILABLE"
+    assert "m__candidate" not in stack.config_file.read_text()
+    code, metrics = stack.agent.get("/metrics")  # type: ignore[union-attr]
+    assert code == 200
+    assert b'tfs_agent_serving_version{model="m"} 2.0' in metrics
+    assert b'tfs_agent_candidates_total{model="m",outcome="rejected"} 1.0' in metrics
+    assert stack.agent.get("/readyz")[0] == 200  # type: ignore[union-attr]
+
+
+def test_corrupt_model_is_rejected_at_load(stacks: list[Stack], tmp_path: Path) -> None:
+    """A version whose saved_model.pb does not parse fails its shadow load; v1 keeps serving (B6, B14)."""
+    stack = make(stacks, tmp_path)
+    stack.publish(1)
+    stack.wait_serving(1)
+    stack.publish(2, corrupt_model)
+    reason = stack.wait_quarantined(2)
+    assert "load" in reason
+    assert stack.model()["serving"] == 1
+    assert stack.tfs_state()[1][0] == "AVAILABLE"
+
+
+def test_bake_failure_rolls_back_label_safely(stacks: list[Stack], tmp_path: Path) -> None:
+    """A version that passes validation but degrades under traffic is rolled back; no request fails."""
+    stack = make(stacks, tmp_path, policy={"bake_time": "3s"})
+    stack.publish(1)
+    stack.wait_serving(1)
+    load = stack.load(rate=20)
+    stack.publish(2, lambda base, v: build_degrading(base, v, good_calls=3))
+    reason = stack.wait_quarantined(2)
+    assert "bake" in reason
+    stack.wait_serving(1)
+    assert load.stop()["failed"] == 0
+    _, metrics = stack.agent.get("/metrics")  # type: ignore[union-attr]
+    assert b'tfs_agent_rollbacks_total{model="m",reason="bake_failed"} 1.0' in metrics
+
+
+def test_agent_sigkilled_mid_promotion_converges(stacks: list[Stack], tmp_path: Path) -> None:
+    """SIGKILL while the new version bakes: the restarted agent finishes the promotion; clients never fail."""
+    stack = make(stacks, tmp_path, policy={"bake_time": "20s"})
+    stack.publish(1)
+    stack.wait_serving(1, timeout=90)
+    load = stack.load(rate=30)
+    stack.publish(2)
+    wait_for("the bake step", lambda: (stack.model().get("pending") or {}).get("step") == "bake", 60)
+    stack.restart_agent(kill=True)
+    stack.wait_serving(2)
+    assert load.stop()["failed"] == 0
+    assert stack.tfs_state()[2][0] == "AVAILABLE"
+
+
+def test_agent_sigkilled_while_loading_undoes_and_retries(stacks: list[Stack], tmp_path: Path) -> None:
+    """SIGKILL with a promotion at 'load': the restart undoes it, then promotes the version again."""
+    stack = make(stacks, tmp_path)
+    stack.publish(1)
+    stack.wait_serving(1)
+    stack.agent.kill()  # type: ignore[union-attr]
+    state = stack.volume / ".tfs-agent" / "state.json"
+    data = json.loads(state.read_text())
+    stack.publish(2)
+    data["models"][MODEL]["pending"] = {"version": 2, "previous": 1, "step": "load", "started": 0.0}
+    state.write_text(json.dumps(data))
+    stack.restart_agent(kill=False)
+    stack.wait_serving(2)
+
+
+def test_tfserving_restarted_mid_swap_converges(stacks: list[Stack], tmp_path: Path) -> None:
+    """TF Serving killed during a promotion and restarted from the agent's file: the agent converges."""
+    stack = make(stacks, tmp_path, policy={"bake_time": "5s"})
+    stack.publish(1)
+    stack.wait_serving(1)
+    stack.publish(2)
+    wait_for("a promotion in flight", lambda: stack.model().get("pending") is not None, 60)
+    stack.restart_server(kill=True)
+    model = wait_for(
+        "a validated version serving and ready",
+        lambda: (m := stack.model()).get("ready") and m.get("pending") is None and m,
+        90,
+    )
+    assert model["serving"] in (1, 2)
+    assert stack.tfs_state()[model["serving"]][0] == "AVAILABLE"
+    stack.wait_serving(2, timeout=90)
+
+
+def test_window_holds_newer_version(stacks: list[Stack], tmp_path: Path) -> None:
+    """Outside the promotion window a newer version waits; the first deployment is never held."""
+    stack = make(stacks, tmp_path, policy={"window": "0 0 1 1 *"})
+    stack.publish(1)
+    stack.wait_serving(1)
+    stack.publish(2)
+    plan = wait_for(
+        "the window hold", lambda: (p := stack.model().get("last_plan")) and p["action"] == "wait" and p, 30
+    )
+    assert plan["version"] == 2
+    assert "window" in plan["reason"]
+    assert stack.model()["serving"] == 1
+
+
+def test_admin_api_needs_the_token(stacks: list[Stack], tmp_path: Path) -> None:
+    """Admin requests without or with a wrong token are refused; with it, pin and unpin work."""
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    stack = Stack(tmp_path)
+    stack.config["http"] = {"admin_token_file": str(token)}
+    stacks.append(stack.start())
+    for v in (1, 2):
+        stack.publish(v)
+        stack.wait_serving(v)
+    url = stack.agent.url  # type: ignore[union-attr]
+
+    def cli(*args: str, token_value: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "TFS_AGENT_ADMIN_TOKEN"}
+        if token_value is not None:
+            env["TFS_AGENT_ADMIN_TOKEN"] = token_value
+        return subprocess.run(
+            [sys.executable, "-m", "agent", *args, "--url", url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    refused = cli("pin", MODEL, "1", token_value="wrong")
+    assert refused.returncode != 0
+    assert "401" in refused.stderr or "token" in refused.stderr.lower()
+    assert stack.model()["pinned"] is None
+    assert cli("pin", MODEL, "1").returncode != 0  # no token at all: refused before sending
+    done = cli("pin", MODEL, "1", token_value="s3cret-token")
+    assert done.returncode == 0, done.stderr
+    stack.wait_serving(1)
+    assert cli("unpin", MODEL, token_value="s3cret-token").returncode == 0
+    stack.wait_serving(2)
+    shown = cli("status")
+    assert "serving=2" in shown.stdout
