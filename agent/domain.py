@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 MANIFEST_NAME = "tfs-agent-manifest.json"
-"""The manifest lives inside the version directory (``<base>/<N>/tfs-agent-manifest.json``) and is written last."""
+"""Lives inside the version directory (``<base>/<N>/tfs-agent-manifest.json``) and is written last."""
 
 MANIFEST_FORMAT = 1
 

@@ -195,3 +195,30 @@ def test_admin_api_needs_the_token(stacks: list[Stack], tmp_path: Path) -> None:
     stack.wait_serving(2)
     shown = cli("status")
     assert "serving=2" in shown.stdout
+
+
+def test_gcs_bucket_end_to_end(stacks: list[Stack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gs:// through the real fake-gcs-server: publish, the agent stages and promotes, an incomplete upload
+    (no manifest) is never picked up."""
+    from tests.gcs import FakeGcsServer
+
+    gcs = FakeGcsServer(tmp_path)
+    gcs.start()
+    try:
+        gcs.client().create_bucket("ml-models")
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+        stack = Stack(
+            tmp_path, source=f"gs://ml-models/{MODEL}", agent_env={"STORAGE_EMULATOR_HOST": gcs.url}
+        )
+        stacks.append(stack.start())
+        stack.publish(1)
+        stack.wait_serving(1)
+        half = build_half_plus_two(tmp_path / "build", 2)
+        blob = gcs.client().bucket("ml-models").blob(f"{MODEL}/2/saved_model.pb")
+        blob.upload_from_filename(str(half / "saved_model.pb"))  # half an upload: no manifest
+        stack.publish(3)
+        stack.wait_serving(3)
+        assert not (stack.volume / MODEL / "2").exists()
+        assert stack.model()["quarantined"] == {}
+    finally:
+        gcs.stop()
