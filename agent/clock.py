@@ -18,8 +18,15 @@ class Clock(Protocol):
         ...
 
 
+class Stopping(Exception):  # noqa: N818  (a signal, not an error: the agent was asked to stop)
+    """Raised from ``SystemClock.sleep`` once the agent is stopping: the pass abandons its current step.
+
+    Every step is recorded before it is sent, so the next start finishes or undoes it (ADR 5); unwinding is
+    safe, waiting out a 10-minute load deadline after SIGTERM is not."""
+
+
 class SystemClock:
-    """Wall time; ``sleep`` returns early once ``stop`` is set so SIGTERM never waits out a bake window."""
+    """Wall time; ``sleep`` raises Stopping once ``stop`` is set, so SIGTERM never waits out a deadline."""
 
     def __init__(self, stop: threading.Event | None = None) -> None:
         self.stop = stop or threading.Event()
@@ -28,7 +35,8 @@ class SystemClock:
         return time.time()
 
     def sleep(self, seconds: float) -> None:
-        self.stop.wait(max(0.0, seconds))
+        if self.stop.wait(max(0.0, seconds)):
+            raise Stopping("the agent is stopping")
 
 
 def utc(ts: float) -> datetime:

@@ -5,6 +5,7 @@
     ├── SourceError                 the bucket (file:// or gs://)
     │   ├── TransientSourceError    5xx, timeouts, resets — retried with backoff
     │   └── PermanentSourceError    404, 403 — fails the candidate
+    │       └── ObjectNotFoundError (sources/base.py) a missing manifest means "not complete yet"
     ├── ManifestError               manifest missing, unparsable, or disagreeing with the bucket
     ├── StagingError                getting a version onto the volume
     │   ├── UnsafePathError         an object name that would escape the staging dir
@@ -16,7 +17,11 @@
     │   ├── LoadFailedError         a version went to END with an error
     │   └── LoadTimeoutError        a version did not become AVAILABLE before the deadline
     ├── GoldenFileError             the golden file does not parse or does not fit the model
-    └── ValidationFailedError       the candidate's outputs or metrics fail the golden checks
+    ├── ValidationFailedError       the candidate's outputs or metrics fail the golden checks
+    ├── PublishError                (publish.py) SRC_DIR is no SavedModel, or the version exists already
+    └── AdminClientError            (admin_client.py) the CLI could not talk to a running agent
+        ├── AgentUnreachableError   connection refused: is the agent running?
+        └── AdminRefusedError       the agent answered 4xx/5xx (e.g. 401 without the token)
 
 Adapters raise these ``from`` the library error; nothing above an adapter sees a grpc or google exception.
 """

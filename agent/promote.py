@@ -63,7 +63,9 @@ class Promoter:
         self._mark(Pending(new, old, "load", self.clock.time()))
         try:
             self.serving.apply({self.swap.model: self.swap.served([old, new], old)})
-            wait_for_versions(self.serving, self.swap.model, [new], timeout=self.swap.load_timeout)
+            wait_for_versions(
+                self.serving, self.swap.model, [new], timeout=self.swap.load_timeout, clock=self.clock
+            )
         except AgentError:
             self.restore(old)
             raise
@@ -83,7 +85,9 @@ class Promoter:
         self._mark(Pending(bad, good, "rollback", self.clock.time()))
         if good is not None:
             self.serving.apply({self.swap.model: self.swap.served([good, bad], bad)})
-            wait_for_versions(self.serving, self.swap.model, [good], timeout=self.swap.load_timeout)
+            wait_for_versions(
+                self.serving, self.swap.model, [good], timeout=self.swap.load_timeout, clock=self.clock
+            )
         self.restore(good)
 
     def bake(self, version: int, seconds: float, probe: Probe) -> str | None:

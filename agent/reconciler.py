@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.clock import Clock, utc
+from agent.clock import Clock, Stopping, utc
 from agent.config import ModelSettings
 from agent.discovery import Discovery
 from agent.domain import Manifest, Verdict, VersionState
-from agent.errors import AgentError, GoldenFileError, ServingUnavailableError, TransientSourceError
+from agent.errors import AgentError, GoldenFileError, TransientSourceError
 from agent.logs import event
 from agent.metrics import AgentMetrics
 from agent.plan import Action, Observation, Plan, Policy, plan
@@ -107,10 +107,11 @@ class ModelReconciler:
         with self.lock, self.metrics.poll_duration.labels(self.name).time():
             try:
                 result = self._pass()
-            except (TransientSourceError, ServingUnavailableError) as err:
-                result = self._failed_poll(err)
             except AgentError as err:
                 result = self._failed_poll(err)
+            except Stopping:
+                event(log, "pass abandoned: stopping", model=self.name)
+                return PassResult(self.name, Outcome.RETRY, None, "stopped before the pass finished")
             self._update_readiness()
             self.metrics.quarantined.labels(self.name).set(len(self.state.get(self.name).quarantined))
             return result
@@ -260,6 +261,7 @@ class ModelReconciler:
                 champion_version=record.serving,
                 champion_tolerance=self.settings.policy.champion_tolerance,
                 load_timeout=self.load_timeout,
+                clock=self.clock,
             )
         self.metrics.record_validation(self.name, "candidate", verdict.metrics)
         self.metrics.record_validation(self.name, "serving", verdict.champion_metrics)
@@ -378,7 +380,7 @@ class ModelReconciler:
         states = {s.version: s.state for s in self.serving.status(self.name)}
         if states.get(serving) is not VersionState.AVAILABLE:
             self.serving.apply({self.name: self.promoter.swap.served([serving], None)})
-            wait_for_versions(self.serving, self.name, [serving], timeout=self.load_timeout)
+            wait_for_versions(self.serving, self.name, [serving], timeout=self.load_timeout, clock=self.clock)
         self.serving.apply({self.name: wanted})
         event(log, "converged", model=self.name, version=serving)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from agent.clock import Stopping, SystemClock
 from agent.config import ModelSettings
 from agent.domain import VersionState
 from agent.errors import TransientSourceError
@@ -283,3 +284,38 @@ def test_no_golden_file_uses_load_and_smoke(tmp_path: Path) -> None:
     world = World(tmp_path, golden=None)
     world.publish(1)
     assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+
+
+class StoppingClock(FakeClock):
+    """Like the agent's SystemClock after SIGTERM: every wait raises Stopping."""
+
+    def sleep(self, seconds: float) -> None:
+        raise Stopping("the agent is stopping")
+
+
+def test_sigterm_during_bake_abandons_and_the_next_start_finishes(world: World) -> None:
+    """Stopping mid-bake unwinds at once leaving the step recorded; the restarted agent finishes it."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2)
+    world.clock = StoppingClock(world.clock.now)
+    stopping = world.build()
+    result = stopping.reconcile()
+    assert result.outcome is Outcome.RETRY
+    assert world.record.pending is not None
+    assert world.record.pending.step == "bake"
+    world.clock = FakeClock(world.clock.now)
+    world.build().reconcile()
+    assert (world.record.serving, world.record.pending) == (2, None)
+
+
+def test_system_clock_sleep_raises_once_stopping() -> None:
+    """SystemClock.sleep waits normally, and raises Stopping as soon as the stop event is set."""
+    import threading
+
+    stop = threading.Event()
+    clock = SystemClock(stop)
+    clock.sleep(0)
+    stop.set()
+    with pytest.raises(Stopping):
+        clock.sleep(30)
