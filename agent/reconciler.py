@@ -369,16 +369,18 @@ class ModelReconciler:
     def _converge_serving(self) -> None:
         """Make TF Serving's config match the recorded serving version (after a restart of either process).
 
-        Labels are only sent once the version is AVAILABLE (B13): the start-up config carries none.
+        Asks TF Serving every pass (one GetModelStatus): an unreachable server makes the pass a retry instead
+        of an "idle" that hides an outage. Labels are only sent once the version is AVAILABLE (B13).
         """
         serving = self.state.get(self.name).serving
         if serving is None:
             return
         wanted = self.promoter.swap.served([serving], serving)
-        if self.serving.configured().get(self.name) == wanted:
-            return
         states = {s.version: s.state for s in self.serving.status(self.name)}
-        if states.get(serving) is not VersionState.AVAILABLE:
+        live = states.get(serving) is VersionState.AVAILABLE
+        if live and self.serving.configured().get(self.name) == wanted:
+            return
+        if not live:
             self.serving.apply({self.name: self.promoter.swap.served([serving], None)})
             wait_for_versions(self.serving, self.name, [serving], timeout=self.load_timeout, clock=self.clock)
         self.serving.apply({self.name: wanted})
