@@ -10,9 +10,10 @@ works):
 - ``build_half_plus_two``: signature ``serving_default``, output ``y = a*x + b``. TF2 (``tf.Module``) by
   default, TF1 signature-def form with ``tf1=True``. ``weight_mb`` adds an unused variable of that size that
   is loaded.
-- ``build_gated_model``: inputs ``x`` and ``gate`` (a path, string scalar); the call spins until the file at
-  ``gate`` exists (an empty ``gate`` returns at once), then returns ``y = x + b``. Lets a test hold a request
-  or a warmup in flight deterministically, with no sleeps.
+- ``build_gated_model``: inputs ``x`` and ``gate`` (a path, string scalar); the call first creates the file
+  ``<gate>.started``, then spins until the file at ``gate`` exists (an empty ``gate`` returns at once), then
+  returns ``y = x + b``. Lets a test hold a request or a warmup in flight deterministically, with no sleeps:
+  wait for ``.started``, assert, then create ``gate``.
 - ``build_example_model``: TF1, takes serialized ``tf.Example`` with float feature ``x`` (one value);
   signatures ``regress`` and ``serving_default`` (regression, ``outputs = a*x + b``) and ``classify`` (classes
   ``["lo", "hi"]``, scores ``[a*x + b, 2*(a*x + b)]``).
@@ -127,12 +128,15 @@ def build_gated_model(base_path: Path, version: int, *, b: float = 2.0) -> Path:
                 ]
             )
             def serve(self, x: Any, gate: Any) -> dict[str, Any]:
-                def closed(i: Any) -> Any:
-                    return tf.logical_and(
-                        tf.strings.length(gate) > 0, tf.size(tf.io.matching_files(gate)) == 0
-                    )
+                gated = tf.strings.length(gate) > 0
+                marker = tf.strings.join([gate, ".started"])
+                started = tf.cond(gated, lambda: tf.io.write_file(marker, ""), tf.no_op)
 
-                spins = tf.while_loop(closed, lambda i: i + 1, [tf.constant(0, tf.int64)])
+                def closed(i: Any) -> Any:
+                    return tf.logical_and(gated, tf.size(tf.io.matching_files(gate)) == 0)
+
+                with tf.control_dependencies([started]):
+                    spins = tf.while_loop(closed, lambda i: i + 1, [tf.constant(0, tf.int64)])
                 return {"y": x + b + 0.0 * tf.cast(spins, tf.float32)}
 
         module = Gated()
