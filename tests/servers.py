@@ -79,7 +79,8 @@ def free_port() -> int:
         return port
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """True if something accepts TCP connections on loopback ``port``."""
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -169,7 +170,7 @@ class ServerHandle:
                 raise AssertionError(
                     f"server exited with {self.process.returncode}:\n{self.output_text()[-4000:]}"
                 )
-            return _port_open(self.grpc_port) and (self.rest_port is None or _port_open(self.rest_port))
+            return port_open(self.grpc_port) and (self.rest_port is None or port_open(self.rest_port))
 
         poll_until(ready, timeout=timeout, interval=0.05, what="server ports to open")
         return self
@@ -345,6 +346,7 @@ def start_server(
     poll_seconds: int | None = 1,
     wait_ready: bool = True,
     ready_timeout: float = READY_TIMEOUT,
+    grpc_port: int | None = None,
 ) -> ServerHandle:
     """Start a server on free loopback ports; output goes to files under ``tmp_path/server-<port>/``.
 
@@ -352,8 +354,9 @@ def start_server(
     otherwise ``model_name``/``model_base_path`` give single-model mode. ``poll_seconds`` sets
     ``--file_system_poll_wait_seconds`` (None leaves the server default). With ``wait_ready`` the call returns
     once the ports accept connections (the stock server opens them only after the initial models load).
+    ``grpc_port`` fixes ``--port`` (default: a free port).
     """
-    grpc_port = free_port()
+    grpc_port = grpc_port or free_port()
     rest_port = free_port() if rest else None
     workdir = Path(tmp_path) / f"server-{grpc_port}"
     workdir.mkdir(parents=True)
