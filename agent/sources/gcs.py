@@ -134,10 +134,10 @@ class GcsBucket:
         return {"retry": None, "timeout": self._timeout}
 
 
-class GcsSource:
-    """A ``ModelSource`` over ``gs://bucket/prefix/<N>/...``."""
+class _GcsPrefix:
+    """A ``gs://bucket/prefix`` the source and the sink both address objects under."""
 
-    def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, uri: str, *, client: storage.Client | None, timeout: float) -> None:
         bucket, self._prefix = split_gs_uri(uri)
         self._bucket = GcsBucket(client if client is not None else make_client(), bucket, timeout=timeout)
         self._uri = f"gs://{bucket}/{self._prefix}".rstrip("/")
@@ -145,6 +145,13 @@ class GcsSource:
     @property
     def uri(self) -> str:
         return self._uri
+
+
+class GcsSource(_GcsPrefix):
+    """A ``ModelSource`` over ``gs://bucket/prefix/<N>/...``."""
+
+    def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 60.0) -> None:
+        super().__init__(uri, client=client, timeout=timeout)
 
     def list_versions(self) -> frozenset[int]:
         names = (p[len(self._prefix) :].rstrip("/") for p in self._bucket.prefixes(self._prefix))
@@ -172,17 +179,11 @@ class GcsSource:
         return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
 
 
-class GcsSink:
+class GcsSink(_GcsPrefix):
     """A ``ModelSink`` writing objects under ``gs://bucket/prefix/``; each write is one object write."""
 
     def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 120.0) -> None:
-        bucket, self._prefix = split_gs_uri(uri)
-        self._bucket = GcsBucket(client if client is not None else make_client(), bucket, timeout=timeout)
-        self._uri = f"gs://{bucket}/{self._prefix}".rstrip("/")
-
-    @property
-    def uri(self) -> str:
-        return self._uri
+        super().__init__(uri, client=client, timeout=timeout)
 
     def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
         self._bucket.upload(path, self._object(name), on_bytes)

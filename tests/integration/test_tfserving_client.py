@@ -18,30 +18,7 @@ from agent.tfserving import config_text
 from agent.tfserving.client import GrpcServingControl
 from agent.tfserving.wait import wait_for_versions
 from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
-from tests.servers import ServerHandle, start_server
-
-# Few, short retries (TFSERVING.md B12): a corrupt version fails in seconds instead of holding every reload.
-SERVER_FLAGS = ("--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(
-        tmp_path_factory.mktemp("tfs"),
-        model_config=config_text.render([]),
-        rest=False,
-        extra_flags=SERVER_FLAGS,
-    )
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture(scope="module")
-def control(server: ServerHandle) -> Iterator[GrpcServingControl]:
-    with GrpcServingControl(
-        server.grpc_address, server.workdir / "models.config", rpc_timeout=30, reload_timeout=120
-    ) as client:
-        yield client
+from tests.servers import ServerHandle
 
 
 @pytest.fixture(autouse=True)

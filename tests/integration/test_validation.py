@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ from agent.tfserving.warmup import WARMUP_FILE, write_warmup
 from agent.validation.golden import Golden, parse_golden
 from agent.validation.run import probe_model, validate_candidate
 from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
-from tests.servers import ServerHandle, poll_until, start_server
+from tests.servers import ServerHandle, poll_until
 
-SERVER_FLAGS = ("--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0")
 GOLDEN = parse_golden(
     json.dumps(
         {
@@ -31,26 +29,6 @@ GOLDEN = parse_golden(
         }
     )
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = start_server(
-        tmp_path_factory.mktemp("tfs"),
-        model_config=config_text.render([]),
-        rest=False,
-        extra_flags=SERVER_FLAGS,
-    )
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture(scope="module")
-def control(server: ServerHandle) -> Iterator[GrpcServingControl]:
-    with GrpcServingControl(
-        server.grpc_address, server.workdir / "models.config", rpc_timeout=30, reload_timeout=120
-    ) as client:
-        yield client
 
 
 def validate(
