@@ -209,6 +209,7 @@ class ModelReconciler:
                     manifest,
                     self.settings.local_path,
                     concurrency=self.settings.download_concurrency,
+                    progress=DownloadProgress(self.name, manifest, self.clock),
                 )
             except AgentError as err:
                 self.metrics.errors.labels(self.name, "download", type(err).__name__).inc()
@@ -450,6 +451,38 @@ class ModelReconciler:
             else None,
         )
         return record
+
+
+class DownloadProgress:
+    """Logs a long download's progress at most every ``every`` seconds (called from download threads)."""
+
+    def __init__(self, model: str, manifest: Manifest, clock: Clock, every: float = 10.0) -> None:
+        self.model, self.version, self.total = model, manifest.version, max(manifest.total_bytes, 1)
+        self.clock, self.every = clock, every
+        self.done = 0
+        self.files = 0
+        self.count = len(manifest.files)
+        self.next_at = clock.time() + every
+        self.lock = threading.Lock()
+
+    def __call__(self, path: str, size: int) -> None:
+        with self.lock:
+            self.done += size
+            self.files += 1
+            now = self.clock.time()
+            if now < self.next_at or self.files == self.count:
+                return
+            self.next_at = now + self.every
+            percent = round(100 * self.done / self.total)
+        event(
+            log,
+            "downloading",
+            model=self.model,
+            version=self.version,
+            percent=percent,
+            files=f"{self.files}/{self.count}",
+            bytes=self.done,
+        )
 
 
 def _verdict_json(verdict: Verdict) -> dict[str, Any]:

@@ -319,3 +319,23 @@ def test_system_clock_sleep_raises_once_stopping() -> None:
     stop.set()
     with pytest.raises(Stopping):
         clock.sleep(30)
+
+
+def test_download_progress_is_logged_at_most_every_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """A long download logs its progress, throttled by time, and not for the final file (staged says it)."""
+    from agent.domain import FileEntry, Manifest
+    from agent.reconciler import DownloadProgress
+
+    clock = FakeClock()
+    manifest = Manifest("m", 7, tuple(FileEntry(f"f{i}", 100, "AAAAAA==") for i in range(4)))
+    progress = DownloadProgress("m", manifest, clock, every=10)
+    caplog.set_level("INFO", logger="tfs_agent.reconciler")
+    progress("f0", 100)  # before the interval: silent
+    clock.now += 11
+    progress("f1", 100)  # 50 %
+    progress("f2", 100)  # within the next interval: silent
+    clock.now += 11
+    progress("f3", 100)  # last file: silent
+    lines = [r for r in caplog.records if r.getMessage() == "downloading"]
+    assert len(lines) == 1
+    assert lines[0].tfs_fields["percent"] == 50  # type: ignore[attr-defined]
