@@ -21,7 +21,9 @@ from agent.domain import Manifest, Verdict, VersionState
 from agent.errors import AgentError, GoldenFileError, TransientSourceError
 from agent.logs import event
 from agent.metrics import AgentMetrics
+from agent.operator import OperatorActions
 from agent.plan import Action, Observation, Plan, Policy, plan
+from agent.progress import DownloadProgress
 from agent.promote import Promoter, Swap, recover
 from agent.sources.base import ModelSource
 from agent.staging import StagedVersion, check_local, prune_versions, stage_version, verify_local
@@ -61,7 +63,7 @@ class PassResult:
 GoldenLoader = Callable[[], Golden | None]
 
 
-class ModelReconciler:
+class ModelReconciler(OperatorActions):
     """Keeps one model's served version in line with its bucket and policy."""
 
     def __init__(
@@ -402,42 +404,6 @@ class ModelReconciler:
                 self.ready_reason = "ok" if ok else f"version {serving} is not AVAILABLE in TF Serving"
         self.metrics.ready.labels(self.name).set(1 if self.ready else 0)
 
-    # ---- operator actions ----------------
-
-    def pin(self, version: int) -> dict[str, Any]:
-        with self.lock, self.state.update(self.name) as record:
-            record.pinned = version
-        event(log, "pinned", model=self.name, version=version)
-        return {"model": self.name, "pinned": version}
-
-    def unpin(self) -> dict[str, Any]:
-        with self.lock, self.state.update(self.name) as record:
-            record.pinned = None
-        event(log, "unpinned", model=self.name)
-        return {"model": self.name, "pinned": None}
-
-    def clear(self, version: int) -> dict[str, Any]:
-        with self.lock, self.state.update(self.name) as record:
-            reason = record.quarantined.pop(version, None)
-        if reason is None:
-            raise AgentError(f"version {version} of {self.name} is not quarantined")
-        event(log, "quarantine cleared", model=self.name, version=version)
-        return {"model": self.name, "cleared": version}
-
-    def rollback(self) -> dict[str, Any]:
-        """Operator rollback: back to the previous validated version; the current one is quarantined."""
-        with self.lock:
-            record = self.state.get(self.name)
-            bad, good = record.serving, record.previous
-            if bad is None or good is None:
-                raise AgentError(f"{self.name} has no previous version to roll back to (serving {bad})")
-            if not verify_local(self.settings.local_path, good):
-                raise AgentError(f"previous version {good} of {self.name} is no longer intact on disk")
-            self.promoter.roll_back(bad, good)
-            self._after_rollback(bad, good, "operator rollback", "operator")
-            event(log, "rolled back by operator", model=self.name, version=good, quarantined=bad)
-            return {"model": self.name, "serving": good, "quarantined": bad}
-
     def status(self) -> dict[str, Any]:
         record = self.state.get(self.name).to_json()
         plan_ = self.last_plan
@@ -451,38 +417,6 @@ class ModelReconciler:
             else None,
         )
         return record
-
-
-class DownloadProgress:
-    """Logs a long download's progress at most every ``every`` seconds (called from download threads)."""
-
-    def __init__(self, model: str, manifest: Manifest, clock: Clock, every: float = 10.0) -> None:
-        self.model, self.version, self.total = model, manifest.version, max(manifest.total_bytes, 1)
-        self.clock, self.every = clock, every
-        self.done = 0
-        self.files = 0
-        self.count = len(manifest.files)
-        self.next_at = clock.time() + every
-        self.lock = threading.Lock()
-
-    def __call__(self, path: str, size: int) -> None:
-        with self.lock:
-            self.done += size
-            self.files += 1
-            now = self.clock.time()
-            if now < self.next_at or self.files == self.count:
-                return
-            self.next_at = now + self.every
-            percent = round(100 * self.done / self.total)
-        event(
-            log,
-            "downloading",
-            model=self.model,
-            version=self.version,
-            percent=percent,
-            files=f"{self.files}/{self.count}",
-            bytes=self.done,
-        )
 
 
 def _verdict_json(verdict: Verdict) -> dict[str, Any]:

@@ -324,7 +324,7 @@ def test_system_clock_sleep_raises_once_stopping() -> None:
 def test_download_progress_is_logged_at_most_every_interval(caplog: pytest.LogCaptureFixture) -> None:
     """A long download logs its progress, throttled by time, and not for the final file (staged says it)."""
     from agent.domain import FileEntry, Manifest
-    from agent.reconciler import DownloadProgress
+    from agent.progress import DownloadProgress
 
     clock = FakeClock()
     manifest = Manifest("m", 7, tuple(FileEntry(f"f{i}", 100, "AAAAAA==") for i in range(4)))
