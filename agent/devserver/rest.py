@@ -25,7 +25,7 @@ from agent.devserver import inference, rest_json
 from agent.devserver.core import ServerCore
 from agent.devserver.grpc_service import check_metadata_request, metadata_response
 from agent.devserver.monitoring import Metrics
-from agent.devserver.servable import Servable
+from agent.devserver.servable import DEFAULT_SIGNATURE, Servable
 from agent.devserver.status import Code, ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("tensorflow_serving.model_servers.http_server")
@@ -154,7 +154,13 @@ class RestApi:
 
     def _run(self, action: str, servable: Servable, signature_name: str, body: dict[str, Any]) -> Any:
         if action == "predict":
-            signature = servable.signature(signature_name)
+            try:
+                signature = servable.signature(signature_name)
+            except ServingError:
+                shown = signature_name or DEFAULT_SIGNATURE
+                raise invalid_argument(
+                    f'Serving signature name: "{shown}" not found in signature def'
+                ) from None
             inputs, row = rest_json.request_inputs(body, signature)
             outputs = inference.predict(servable, signature_name, inputs)
             return rest_json.predict_response(outputs, row)
