@@ -106,7 +106,8 @@ class Manager:
                 for slot in slots.values():
                     slot.cancel.set()
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self._load_pool.shutdown(wait=False, cancel_futures=True)
         self._unload_pool.shutdown(wait=False, cancel_futures=True)
 
