@@ -18,7 +18,7 @@ from agent.clock import Clock, Stopping, utc
 from agent.config import ModelSettings
 from agent.discovery import Discovery
 from agent.domain import Manifest, Verdict, VersionState
-from agent.errors import AgentError, GoldenFileError, TransientSourceError
+from agent.errors import AgentError, TransientSourceError
 from agent.logs import event
 from agent.metrics import AgentMetrics
 from agent.operator import OperatorActions
@@ -182,10 +182,9 @@ class ModelReconciler(OperatorActions):
     # ---- act ----------------
 
     def _attempt(self, version: int, manifest: Manifest | None) -> PassResult:
-        try:
-            golden = self.golden()
-        except GoldenFileError as err:
-            return PassResult(self.name, Outcome.RETRY, version, f"golden file: {err.reason}")
+        # A broken golden file is the config's fault, not the candidate's: it fails the pass (shown as
+        # last_error in /status) and quarantines nothing.
+        golden = self.golden()
         try:
             self._stage(version, manifest, golden)
         except AgentError as err:

@@ -339,3 +339,18 @@ def test_download_progress_is_logged_at_most_every_interval(caplog: pytest.LogCa
     lines = [r for r in caplog.records if r.getMessage() == "downloading"]
     assert len(lines) == 1
     assert lines[0].tfs_fields["percent"] == 50  # type: ignore[attr-defined]
+
+
+def test_broken_golden_file_fails_the_pass_without_quarantine(world: World) -> None:
+    """A golden file that does not parse is a config error: the pass fails visibly, the version is kept."""
+    from agent.errors import GoldenFileError
+
+    def broken() -> Golden:
+        raise GoldenFileError("golden.json: 'instances' must be a list")
+
+    world.publish(1)
+    world.reconciler.golden = broken
+    result = world.reconciler.reconcile()
+    assert result.outcome is Outcome.RETRY
+    assert "instances" in (world.record.last_error or "")
+    assert world.record.quarantined == {}
