@@ -334,6 +334,11 @@ def server_command() -> list[str]:
     return shlex.split(binary) if binary else [sys.executable, "-m", "agent.devserver"]
 
 
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def start_server(
     tmp_path: Path,
     *,
@@ -360,23 +365,15 @@ def start_server(
     rest_port = free_port() if rest else None
     workdir = Path(tmp_path) / f"server-{grpc_port}"
     workdir.mkdir(parents=True)
-    flags = [f"--port={grpc_port}"]
-    if rest_port is not None:
-        flags.append(f"--rest_api_port={rest_port}")
+    flags = [f"--port={grpc_port}"] + ([f"--rest_api_port={rest_port}"] if rest_port else [])
+    flags += [f"--model_name={model_name}"] if model_name is not None else []
+    flags += [f"--model_base_path={model_base_path}"] if model_base_path is not None else []
+    flags += [f"--file_system_poll_wait_seconds={poll_seconds}"] if poll_seconds is not None else []
     if model_config is not None:
-        (workdir / "models.config").write_text(model_config)
-        flags.append(f"--model_config_file={workdir / 'models.config'}")
-    if model_name is not None:
-        flags.append(f"--model_name={model_name}")
-    if model_base_path is not None:
-        flags.append(f"--model_base_path={model_base_path}")
-    if poll_seconds is not None:
-        flags.append(f"--file_system_poll_wait_seconds={poll_seconds}")
+        flags.append(f"--model_config_file={_write(workdir / 'models.config', model_config)}")
     if monitoring:
-        (workdir / "monitoring.config").write_text(
-            'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n'
-        )
-        flags.append(f"--monitoring_config_file={workdir / 'monitoring.config'}")
+        prometheus = 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n'
+        flags.append(f"--monitoring_config_file={_write(workdir / 'monitoring.config', prometheus)}")
     command = [*server_command(), *flags, *extra_flags]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

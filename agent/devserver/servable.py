@@ -70,6 +70,8 @@ class Servable:
         self._signature_defs = dict(meta_graph.signature_def)
         self._model = model
         self._functions: dict[str, Any] = dict(model.signatures.items())
+        # Parsed once: the request path looks a signature up on every call.
+        self._signatures = {k: Signature.from_proto(k, v) for k, v in self._signature_defs.items()}
 
     def signature_def_map(self) -> get_model_metadata_pb2.SignatureDefMap:
         """The MetaGraphDef's signature_def map, as GetModelMetadata returns it."""
@@ -83,7 +85,7 @@ class Servable:
         key = key or DEFAULT_SIGNATURE
         if key not in self._signature_defs or key not in self._functions:
             raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.')
-        return Signature.from_proto(key, self._signature_defs[key])
+        return self._signatures[key]
 
     def run(self, key: str, inputs: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
         """Run a signature on already validated inputs; TensorFlow errors keep their code and message."""

@@ -179,3 +179,14 @@ def test_monitoring_config_parses(tmp_path: Path) -> None:
     path.write_text('prometheus_config { enable: true path: "/metrics" }\n')
     parsed = cfg.read_monitoring_config(str(path))
     assert (parsed.prometheus_config.enable, parsed.prometheus_config.path) == (True, "/metrics")
+
+
+def test_grpc_channel_arguments_and_message_truncation() -> None:
+    """B1: --grpc_channel_arguments is comma-separated key=value; long gRPC messages are truncated."""
+    from agent.devserver.grpc_service import channel_arguments, grpc_message
+
+    assert channel_arguments("grpc.max_connection_age_ms=1000, grpc.primary_user_agent=x,") == [
+        ("grpc.max_connection_age_ms", 1000),
+        ("grpc.primary_user_agent", "x"),
+    ]
+    assert grpc_message(ServingError(Code.UNKNOWN, "a" * 2000)) == "a" * 1024 + "...TRUNCATED"
