@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import NoReturn
 
 from agent.devserver import config as cfg
 from agent.devserver.flags import USAGE, FlagError, Flags, parse_flags
@@ -90,14 +91,25 @@ def _run(flags: Flags) -> int:
     except ServingError as exc:
         print(f"Failed to start server. Error: {exc}", flush=True)
         server.stop()
-        return EXIT_FAILURE
+        _exit_now(EXIT_FAILURE)
     _wait_for_signal()
     server.stop()
-    return 0
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process even if a load is stuck (a warmup or retry on a worker thread would block exit)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server until SIGTERM/SIGINT; returns the process exit code."""
+    """Run the server until SIGTERM/SIGINT; returns the exit code for usage errors.
+
+    Once a server was built the process ends through ``os._exit`` (0 after a signal, 255 on a failed start),
+    so a load stuck on a worker thread cannot keep it alive.
+    """
     _setup_logging()
     try:
         flags, unknown = parse_flags(sys.argv[1:] if argv is None else argv)

@@ -13,6 +13,11 @@ from tests.savedmodels import build_gated_model, build_half_plus_two, corrupt_sa
 from tests.servers import ServerHandle, model_config, model_config_list, poll_until
 
 
+def _overwrite_in_place(source: Path, target: Path) -> None:
+    """Replace a version's files without the directory ever disappearing (a poll then would forget it)."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+
+
 def _states(server: ServerHandle, name: str) -> dict[int, str]:
     return {v: s[0] for v, s in server.status(name).items()}
 
@@ -80,7 +85,7 @@ def test_failed_version_is_never_retried(shared_server: ServerHandle, tmp_path: 
     state = shared_server.wait_for_state("nr", 2, "END")
     assert state[1] != 0
     assert shared_server.predict("nr", [2.0]) == ([3.0], 1)
-    build_half_plus_two(base, 2, a=2.0)  # fixed files under the same number
+    _overwrite_in_place(build_half_plus_two(tmp_path / "fixed", 2, a=2.0), base / "2")
     build_half_plus_two(base, 3, a=3.0)  # a later poll loads 3, so 2 was seen again and skipped
     shared_server.wait_for_state("nr", 3, "AVAILABLE")
     assert _states(shared_server, "nr")[2] == "END"
@@ -94,7 +99,7 @@ def test_loaded_version_is_not_reloaded_when_files_change(
     base = tmp_path / "same"
     build_half_plus_two(base, 1, a=1.0)
     shared_server.reload(model_config_list(model_config("same", base, all_versions=True)))
-    build_half_plus_two(base, 1, a=5.0)
+    _overwrite_in_place(build_half_plus_two(tmp_path / "changed", 1, a=5.0), base / "1")
     build_half_plus_two(base, 2, a=2.0)
     shared_server.wait_for_state("same", 2, "AVAILABLE")
     assert shared_server.predict("same", [1.0], version=1) == ([3.0], 1)
