@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from tests.servers import skip_devserver_only
+
 
 @pytest.fixture(autouse=True)
 def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -17,9 +19,5 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not os.environ.get("TFS_BINARY"):
-        return
-    skip = pytest.mark.skip(reason="behaviour of tfs-devserver only; TFS_BINARY points at the stock server")
-    for item in items:
-        if "devserver_only" in item.keywords:
-            item.add_marker(skip)
+    """Skip behaviour the stock binary does not share when TFS_BINARY is set (whole suite, one place)."""
+    skip_devserver_only(items)

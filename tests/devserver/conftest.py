@@ -11,15 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import ServerHandle, model_config_list, running_server, skip_devserver_only
+from tests.servers import ServerHandle, model_config_list, running_server
 
 # Stock retries (5 x 60 s) would make every failing load in the suite take five minutes (TFSERVING.md B12).
 FAST_FAILURE_FLAGS = ("--max_num_load_retries=0",)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip behaviour the stock binary does not share when TFS_BINARY is set."""
-    skip_devserver_only(items)
 
 
 @pytest.fixture(scope="session")
