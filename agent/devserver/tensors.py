@@ -17,26 +17,15 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from agent.devserver.status import invalid_argument
+from agent.tfserving.tensors import NUMERIC_DTYPES
 
 TensorProto = tensor_pb2.TensorProto
 
-# DataType -> numpy dtype, for every dtype the devserver converts.
+# DataType -> numpy dtype, for every dtype the devserver converts: the agent's numeric table (one source of
+# truth for both sides of the wire) plus the two the agent never needs to build.
 _NUMPY: dict[int, np.dtype[Any]] = {
-    types_pb2.DT_FLOAT: np.dtype(np.float32),
-    types_pb2.DT_DOUBLE: np.dtype(np.float64),
-    types_pb2.DT_HALF: np.dtype(np.float16),
+    **NUMERIC_DTYPES,
     types_pb2.DT_BFLOAT16: np.dtype(ml_dtypes.bfloat16),
-    types_pb2.DT_INT8: np.dtype(np.int8),
-    types_pb2.DT_INT16: np.dtype(np.int16),
-    types_pb2.DT_INT32: np.dtype(np.int32),
-    types_pb2.DT_INT64: np.dtype(np.int64),
-    types_pb2.DT_UINT8: np.dtype(np.uint8),
-    types_pb2.DT_UINT16: np.dtype(np.uint16),
-    types_pb2.DT_UINT32: np.dtype(np.uint32),
-    types_pb2.DT_UINT64: np.dtype(np.uint64),
-    types_pb2.DT_BOOL: np.dtype(np.bool_),
-    types_pb2.DT_COMPLEX64: np.dtype(np.complex64),
-    types_pb2.DT_COMPLEX128: np.dtype(np.complex128),
     types_pb2.DT_STRING: np.dtype(object),
 }
 _DATATYPE: dict[np.dtype[Any], int] = {v: k for k, v in _NUMPY.items()}

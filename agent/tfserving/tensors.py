@@ -22,7 +22,7 @@ from agent.tfserving.protos import meta_graph_pb2, tensor_pb2, tensor_shape_pb2,
 
 Array = npt.NDArray[Any]
 
-_NUMERIC: dict[int, np.dtype[Any]] = {
+NUMERIC_DTYPES: dict[int, np.dtype[Any]] = {
     types_pb2.DT_HALF: np.dtype(np.float16),
     types_pb2.DT_FLOAT: np.dtype(np.float32),
     types_pb2.DT_DOUBLE: np.dtype(np.float64),
@@ -38,7 +38,7 @@ _NUMERIC: dict[int, np.dtype[Any]] = {
     types_pb2.DT_COMPLEX64: np.dtype(np.complex64),
     types_pb2.DT_COMPLEX128: np.dtype(np.complex128),
 }
-_BY_NUMPY = {dtype: code for code, dtype in _NUMERIC.items()}
+_BY_NUMPY = {dtype: code for code, dtype in NUMERIC_DTYPES.items()}
 STRING = np.dtype(object)
 """DT_STRING tensors are object arrays of ``bytes`` (TensorFlow's own numpy convention)."""
 
@@ -66,7 +66,7 @@ def numpy_dtype(code: int) -> np.dtype[Any]:
     if code == types_pb2.DT_STRING:
         return STRING
     try:
-        return _NUMERIC[code]
+        return NUMERIC_DTYPES[code]
     except KeyError:
         raise ValueError(f"unsupported TensorFlow dtype {types_pb2.DataType.Name(code)}") from None
 
