@@ -18,7 +18,7 @@ from agent.clock import Clock, Stopping, utc
 from agent.config import ModelSettings
 from agent.discovery import Discovery
 from agent.domain import Manifest, Verdict, VersionState
-from agent.errors import AgentError, TransientSourceError
+from agent.errors import AgentError, ServingUnavailableError, TransientSourceError
 from agent.logs import event
 from agent.metrics import AgentMetrics
 from agent.operator import OperatorActions
@@ -277,6 +277,10 @@ class ModelReconciler(OperatorActions):
         try:
             with self.metrics.stage(self.name, "load"):
                 self.promoter.load_beside(version, old)
+        except ServingUnavailableError:
+            # An unreachable server (restarting, say) tells nothing about the version: the pass is a retry and
+            # the next one undoes the step (recover) and tries the version again.
+            raise
         except AgentError as err:
             # A load failure is final in TF Serving (B6) and a timeout leaves a version nobody can trust:
             # either way the config is already back on the old version; a fix comes as a new version.
