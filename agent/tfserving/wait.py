@@ -82,3 +82,30 @@ def _timed_out(
         )
     states = ", ".join(f"{v}: {seen[v].state.name if v in seen else 'not listed'}" for v in wanted)
     return LoadTimeoutError(f"{name} versions not AVAILABLE after {timeout:g}s ({states})")
+
+
+def wait_unloaded(
+    control: StatusSource,
+    name: str,
+    *,
+    timeout: float,
+    clock: Clock | None = None,
+    poll: float = POLL_SECONDS,
+) -> bool:
+    """Poll until no version of ``name`` is loaded or loading any more (every row END, or none); True if so.
+
+    Removing a model returns at once and the unload runs later (B11). Waiting for it keeps a shadow's memory
+    from overlapping the swap that follows, and keeps a quick re-add of the same name from meeting the old
+    unload's END in ReloadConfig (B12). An unreachable server or the deadline gives False: never fatal.
+    """
+    clock = clock or SystemClock()
+    deadline = clock.time() + timeout
+    while True:
+        try:
+            if all(s.state is VersionState.END for s in control.status(name)):
+                return True
+        except ServingUnavailableError:
+            return False
+        if clock.time() >= deadline:
+            return False
+        clock.sleep(poll)

@@ -24,7 +24,7 @@ from agent.errors import (
 )
 from agent.tfserving.base import ServingControl, Signature, Tensors
 from agent.tfserving.tensors import zeros_for
-from agent.tfserving.wait import wait_for_versions
+from agent.tfserving.wait import wait_for_versions, wait_unloaded
 from agent.validation.checks import checks_for, compute_metrics, outputs_match, run_checks
 from agent.validation.golden import Golden, golden_inputs
 
@@ -59,6 +59,8 @@ def validate_candidate(
             serving.apply({shadow_name: None})
         raise
     serving.apply({shadow_name: None})
+    # The swap loads the version again beside the old one: free the shadow's memory first (ADR 2).
+    wait_unloaded(serving, shadow_name, timeout=min(load_timeout, 60.0), clock=clock)
     return verdict
 
 
@@ -99,7 +101,10 @@ def _validate(
 
 def _load(serving: ServingControl, shadow: ServedModel, timeout: float, clock: Clock | None) -> CheckResult:
     try:
-        serving.apply({shadow.name: shadow})
+        # B12 answers UNKNOWN for a new name whose versions are all END — which may be a previous shadow's
+        # unload, not this load. The version's own status below is the verdict either way.
+        with contextlib.suppress(LoadFailedError):
+            serving.apply({shadow.name: shadow})
         wait_for_versions(serving, shadow.name, shadow.versions, timeout=timeout, clock=clock)
     except (LoadFailedError, LoadTimeoutError, ServingRejectedError) as err:
         return CheckResult("load", False, err.reason)

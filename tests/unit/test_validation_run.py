@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agent.domain import ServedModel
-from agent.errors import ServingUnavailableError
+from agent.errors import LoadFailedError, ServingUnavailableError
 from agent.tfserving.base import Signature, Tensors, TensorSpec
 from agent.validation.golden import Golden, parse_golden
 from agent.validation.run import probe_model, validate_candidate
@@ -76,7 +76,7 @@ def test_load_failure_is_a_verdict_not_an_exception() -> None:
     verdict = validate(serving, 4, GOOD)
     assert not verdict.ok
     assert [c.name for c in verdict.checks] == ["load"]
-    assert "did not become available" in verdict.reason
+    assert "DATA_LOSS" in verdict.reason
     assert "Can't parse" in verdict.reason
     assert serving.configured() == {}
 
@@ -153,3 +153,21 @@ def test_probe_model_through_label() -> None:
     assert "Unrecognized servable version label: canary" in (
         probe_model(serving, "m", None, label="canary") or ""
     )
+
+
+class StaleEndServing(FakeServing):
+    """B12 race: ReloadConfig reports UNKNOWN from an earlier shadow's unload, yet this load succeeds."""
+
+    def apply(self, changes: Any) -> None:
+        super().apply(changes)
+        if any(m is not None for m in changes.values()):
+            raise LoadFailedError("ReloadConfig: UNKNOWN: 1 model(s) did not become available: {{...}}")
+
+
+def test_stale_end_from_reload_config_does_not_fail_a_good_candidate() -> None:
+    """The version's own status decides the load check, not ReloadConfig's answer about the name."""
+    serving = StaleEndServing(load_polls=1)
+    serving.add_version(BASE, 4)
+    verdict = validate(serving, 4, GOOD)
+    assert verdict.ok, verdict.reason
+    assert serving.configured() == {}

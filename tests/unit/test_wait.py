@@ -81,3 +81,18 @@ def test_server_down_until_the_deadline_is_unavailable() -> None:
     control = Scripted(ServingUnavailableError("UNAVAILABLE: connection refused"))
     with pytest.raises(ServingUnavailableError, match="unreachable for 1s"):
         wait_for_versions(control, "m", [1], timeout=1, clock=FakeClock())
+
+
+def test_wait_unloaded_waits_for_every_row_to_end() -> None:
+    """wait_unloaded returns True once the removed model's versions are all END, False on the deadline."""
+    from agent.domain import ServedModel
+    from agent.tfserving.wait import wait_unloaded
+    from tests.fakes_serving import FakeClock, FakeServing
+
+    serving = FakeServing()
+    serving.add_version("/models/m", 1)
+    serving.apply({"m": ServedModel("m", "/models/m", (1,))})
+    clock = FakeClock()
+    assert wait_unloaded(serving, "m", timeout=1, clock=clock) is False  # still AVAILABLE
+    serving.apply({"m": None})
+    assert wait_unloaded(serving, "m", timeout=1, clock=clock) is True
