@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agent.clock import Clock
 from agent.domain import ServedModel, VersionState
-from agent.errors import AgentError, ServingError
+from agent.errors import AgentError, ServingError, ServingUnavailableError
 from agent.logs import event
 from agent.state import Pending, StateStore
 from agent.tfserving.base import ServingControl
@@ -91,25 +91,41 @@ class Promoter:
         self.restore(good)
 
     def bake(self, version: int, seconds: float, probe: Probe) -> str | None:
-        """Watch the new version for ``seconds``: it must stay AVAILABLE and answer the probe correctly."""
+        """Watch the new version for ``seconds``: it must stay AVAILABLE and answer the probe correctly.
+
+        Returns what went wrong, or None. A TF Serving that cannot tell (down, or reloading after its own
+        restart) is no verdict on the version: if it still cannot tell at the deadline, the error is raised,
+        the step stays recorded as ``bake`` and a later pass finishes it once the version serves.
+        """
         deadline = self.clock.time() + seconds
         interval = min(1.0, max(seconds / 10, 0.05))
         while True:
-            problem = self._bake_once(version, probe)
+            try:
+                problem, silent = self._bake_once(version, probe), None
+            except ServingUnavailableError as err:
+                problem, silent = None, err
             if problem:
                 return problem
             if self.clock.time() >= deadline:
+                if silent is not None:
+                    raise silent
                 return None
             self.clock.sleep(interval)
 
     def _bake_once(self, version: int, probe: Probe) -> str | None:
+        states = {s.version: s for s in self.serving.status(self.swap.model)}
+        current = states.get(version)
+        if current is not None and current.state in (VersionState.START, VersionState.LOADING):
+            raise ServingUnavailableError(
+                f"version {version} is {current.state.name}: TF Serving is reloading"
+            )
+        if current is None or current.state is not VersionState.AVAILABLE:
+            shown = current.state.name if current else "absent"
+            return f"version {version} is {shown} in TF Serving"
         try:
-            states = {s.version: s for s in self.serving.status(self.swap.model)}
-            current = states.get(version)
-            if current is None or current.state is not VersionState.AVAILABLE:
-                shown = current.state.name if current else "absent"
-                return f"version {version} is {shown} in TF Serving"
             return probe()
+        except ServingUnavailableError:
+            raise
         except ServingError as err:
             return f"{type(err).__name__}: {err}"
 

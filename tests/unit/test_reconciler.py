@@ -354,3 +354,49 @@ def test_broken_golden_file_fails_the_pass_without_quarantine(world: World) -> N
     assert result.outcome is Outcome.RETRY
     assert "instances" in (world.record.last_error or "")
     assert world.record.quarantined == {}
+
+
+class _Recovering(FakeClock):
+    """TF Serving comes back after the first wait."""
+
+    def __init__(self, serving: FakeServing, now: float) -> None:
+        super().__init__(now)
+        self.serving = serving
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.serving.unavailable = False
+
+
+def test_bake_is_no_verdict_while_tf_serving_is_unreachable(world: World) -> None:
+    """An unreachable TF Serving during the bake neither passes nor fails the version."""
+    from agent.errors import ServingUnavailableError
+
+    world.publish(1)
+    world.reconciler.reconcile()
+    promoter = world.reconciler.promoter
+    world.serving.unavailable = True
+    with pytest.raises(ServingUnavailableError):
+        promoter.bake(1, 3, lambda: None)
+    promoter.clock = _Recovering(world.serving, world.clock.now)
+    assert promoter.bake(1, 3, lambda: None) is None
+
+
+def test_serving_down_mid_bake_finishes_later_instead_of_rolling_back(world: World) -> None:
+    """A bake cut short by an unreachable TF Serving is finished by a later pass, never rolled back."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2)
+
+    def probe_then_outage() -> None:
+        world.serving.unavailable = True
+
+    world.reconciler._bake = lambda version, golden: world.reconciler.promoter.bake(  # type: ignore[method-assign]
+        version, 3, lambda: probe_then_outage()
+    )
+    assert world.reconciler.reconcile().outcome is Outcome.RETRY
+    assert world.record.pending is not None
+    assert world.record.quarantined == {}
+    world.serving.unavailable = False
+    world.reconciler.reconcile()
+    assert (world.record.serving, world.record.pending, world.record.quarantined) == (2, None, {})
