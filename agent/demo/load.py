@@ -33,13 +33,14 @@ class Load:
         self.errors: dict[str, int] = {}
         self.samples: list[tuple[float, float, int]] = []  # (start, latency s, version; -1 failed)
 
-    def one(self, start: float) -> None:
+    def one(self, start: float, scheduled: float) -> None:
+        """One Predict; its latency counts from ``scheduled`` (perf_counter when it was due), so time spent
+        waiting for a free worker while the server stalls shows as latency too (no coordinated omission)."""
         request = protos.predict_pb2.PredictRequest()
         request.model_spec.name = self.model
         if self.label:
             request.model_spec.version_label = self.label
         request.inputs["x"].CopyFrom(to_proto(np.asarray([1.0, 2.0, 5.0], dtype=np.float32)))
-        t0 = time.perf_counter()
         try:
             response = self.stub.Predict(request, timeout=10)
             from_proto(response.outputs["y"])
@@ -49,7 +50,7 @@ class Load:
             key = f"{err.code().name}: {err.details()}"[:200]
             with self.lock:
                 self.errors[key] = self.errors.get(key, 0) + 1
-        latency = time.perf_counter() - t0
+        latency = time.perf_counter() - scheduled
         with self.lock:
             self.sent += 1
             self.failed += version < 0
@@ -68,7 +69,7 @@ def run(address: str, model: str, rate: float, out: Path, label: str | None = No
     with ThreadPoolExecutor(max_workers=16) as pool:
         next_at = time.perf_counter()
         while not stop.is_set():
-            pool.submit(load.one, time.time())
+            pool.submit(load.one, time.time(), time.perf_counter())
             next_at += period
             stop.wait(max(0.0, next_at - time.perf_counter()))
     tmp = out.with_suffix(".tmp")
