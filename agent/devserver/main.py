@@ -8,6 +8,7 @@ on that behaviour, so the devserver reproduces it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -75,6 +76,11 @@ def _run(flags: Flags) -> int:
     # TensorFlow is imported only now, so bad flags fail fast.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     from agent.devserver.server import DevServer
+
+    # The stock server is C++ and never pauses to collect garbage. Here a full collection walks the ~300,000
+    # objects TensorFlow leaves alive, holding the GIL ~250 ms — swap-window p99 went from 3.8 ms to 150 ms
+    # (python -m benchmarks.swap). Everything alive now is permanent: move it out of the collector's reach.
+    gc.freeze()
 
     try:
         config = _initial_config(flags)
