@@ -8,6 +8,7 @@ store, the metrics, and a clock.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from agent.clock import Clock, Stopping, utc
 from agent.config import ModelSettings
 from agent.discovery import Discovery
 from agent.domain import Manifest, Verdict, VersionState
-from agent.errors import AgentError, ServingUnavailableError, TransientSourceError
+from agent.errors import AgentError, DiskSpaceError, ServingUnavailableError, TransientSourceError
 from agent.logs import event
 from agent.metrics import AgentMetrics
 from agent.operator import OperatorActions
@@ -111,6 +112,8 @@ class ModelReconciler(OperatorActions):
                 result = self._pass()
             except AgentError as err:
                 result = self._failed_poll(err)
+            except OSError as err:  # the volume itself: full, read-only, gone
+                result = self._failed_poll(_volume_error(err))
             except Stopping:
                 event(log, "pass abandoned: stopping", model=self.name)
                 return PassResult(self.name, Outcome.RETRY, None, "stopped before the pass finished")
@@ -148,9 +151,12 @@ class ModelReconciler(OperatorActions):
     _seen_incomplete: frozenset[int] = frozenset()
 
     def _failed_poll(self, err: AgentError) -> PassResult:
-        with self.state.update(self.name) as record:
-            record.last_poll = self.clock.time()
-            record.last_error = err.reason
+        try:
+            with self.state.update(self.name) as record:
+                record.last_poll = self.clock.time()
+                record.last_error = err.reason
+        except OSError:  # a full volume cannot take the state file either; the log and metrics still tell
+            pass
         self.metrics.polls.labels(self.name, "error").inc()
         event(
             log,
@@ -431,3 +437,11 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
         "metrics": dict(verdict.metrics),
         "champion_metrics": dict(verdict.champion_metrics),
     }
+
+
+def _volume_error(err: OSError) -> AgentError:
+    """An OSError from the local volume as the agent's error, with the fix in the message."""
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return DiskSpaceError(f"the local volume is full{where}: lower keep_versions or grow the volume")
+    return AgentError(f"cannot write to the local volume{where}: {err.strerror or err}")

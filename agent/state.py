@@ -101,10 +101,15 @@ class StateStore:
         """Mutate a copy of a model's record; it replaces the record and is persisted only when the block ends
         without error, so a failed step leaves neither memory nor disk half-changed."""
         with self._lock:
-            record = copy.deepcopy(self.get(model))
+            before = self.get(model)
+            record = copy.deepcopy(before)
             yield record
             self._models[model] = record
-            self.save()
+            try:
+                self.save()
+            except BaseException:
+                self._models[model] = before  # memory never runs ahead of the file
+                raise
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:

@@ -400,3 +400,21 @@ def test_serving_down_mid_bake_finishes_later_instead_of_rolling_back(world: Wor
     world.serving.unavailable = False
     world.reconciler.reconcile()
     assert (world.record.serving, world.record.pending, world.record.quarantined) == (2, None, {})
+
+
+def test_full_volume_fails_the_pass_visibly(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC on the volume (even for the state file) is a counted, logged retry, never an unhandled crash."""
+    import errno
+
+    world.publish(1)
+
+    def full(self: StateStore) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(StateStore, "save", full)
+    result = world.reconciler.reconcile()
+    assert result.outcome is Outcome.RETRY
+    assert "volume is full" in result.detail
+    assert world.metric("tfs_agent_polls_total", outcome="error") == 1
+    monkeypatch.undo()
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED

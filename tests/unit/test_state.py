@@ -56,3 +56,18 @@ def test_write_atomic_leaves_no_temp_files(tmp_path: Path) -> None:
     write_atomic(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_failed_save_leaves_memory_as_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the file cannot be written (disk full), the in-memory record keeps its old value too."""
+    store = StateStore(tmp_path)
+    with store.update("m") as rec:
+        rec.serving = 1
+
+    def full(self: StateStore) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(StateStore, "save", full)
+    with pytest.raises(OSError, match="No space"), store.update("m") as rec:
+        rec.serving = 2
+    assert store.get("m").serving == 1
