@@ -113,7 +113,9 @@ class ModelReconciler(OperatorActions):
             except AgentError as err:
                 result = self._failed_poll(err)
             except OSError as err:  # the volume itself: full, read-only, gone
-                result = self._failed_poll(_volume_error(err))
+                failure = _volume_error(err)
+                self.metrics.errors.labels(self.name, "volume", type(failure).__name__).inc()
+                result = self._failed_poll(failure)
             except Stopping:
                 event(log, "pass abandoned: stopping", model=self.name)
                 return PassResult(self.name, Outcome.RETRY, None, "stopped before the pass finished")

@@ -416,5 +416,6 @@ def test_full_volume_fails_the_pass_visibly(world: World, monkeypatch: pytest.Mo
     assert result.outcome is Outcome.RETRY
     assert "volume is full" in result.detail
     assert world.metric("tfs_agent_polls_total", outcome="error") == 1
+    assert world.metric("tfs_agent_errors_total", stage="volume", error="DiskSpaceError") == 1
     monkeypatch.undo()
     assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
