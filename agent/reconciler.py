@@ -443,7 +443,7 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
 
 def _volume_error(err: OSError) -> AgentError:
     """An OSError from the local volume as the agent's error, with the fix in the message."""
-    where = f" ({err.filename})" if err.filename else ""
+    what = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
     if err.errno == errno.ENOSPC:
-        return DiskSpaceError(f"the local volume is full{where}: lower keep_versions or grow the volume")
-    return AgentError(f"cannot write to the local volume{where}: {err.strerror or err}")
+        return DiskSpaceError(f"the local volume is full ({what}); lower keep_versions or grow the volume")
+    return AgentError(f"cannot write to the local volume ({what})")

@@ -414,7 +414,7 @@ def test_full_volume_fails_the_pass_visibly(world: World, monkeypatch: pytest.Mo
     monkeypatch.setattr(StateStore, "save", full)
     result = world.reconciler.reconcile()
     assert result.outcome is Outcome.RETRY
-    assert "volume is full" in result.detail
+    assert "volume is full (No space left on device" in result.detail
     assert world.metric("tfs_agent_polls_total", outcome="error") == 1
     assert world.metric("tfs_agent_errors_total", stage="volume", error="DiskSpaceError") == 1
     monkeypatch.undo()
