@@ -45,7 +45,7 @@ from typing import Any
 
 from agent.sources.gcs import GcsSink
 from benchmarks.faultworld import BUCKET, HeldManifest, Rule, Trial, World, fill
-from benchmarks.harness import SHADOW, Samples, scrape, write_json
+from benchmarks.harness import SHADOW, Samples, counter, write_json
 from tests.e2e.stack import MODEL
 from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
 from tests.servers import poll_until
@@ -199,25 +199,25 @@ def disk_full(w: World, t: Trial) -> None:
     rule = w.proxy.add(Rule(t.version, "hold"))
     w.publish(t.version)
     poll_until(rule.held.is_set, timeout=60, what="a download held at the proxy")
-    agent = w.stack.agent
-    assert agent is not None
-    seen, counted = len(agent.log()), _disk_errors(w)
+    errors, failed = _disk_errors(w), counter(w.stack, "tfs_agent_polls", outcome="error")
     filler = w.stack.volume / ".filler"
     fill(filler)
     w.proxy.clear()
     poll_until(
-        lambda: _disk_errors(w) > counted and agent.log()[seen:].count("No space left") >= 2,
+        lambda: (
+            _disk_errors(w) > errors and counter(w.stack, "tfs_agent_polls", outcome="error") >= failed + 2
+        ),
         timeout=60,
         what="staging failing on the full volume, and one more pass",
     )
-    how = "passes failing on state-file writes" if "agent/state.py" in agent.log()[seen:] else "failed passes"
-    t.detail = f"ENOSPC while staging (DiskSpaceError), then {how}"
+    passes = counter(w.stack, "tfs_agent_polls", outcome="error") - failed
+    t.detail = f"ENOSPC while staging (DiskSpaceError); {passes:.0f} failed passes counted until freed"
     filler.unlink()
     t.cleared = time.time()
 
 
 def _disk_errors(w: World) -> float:
-    return sum(v for _, lab, v in scrape(w.stack, "tfs_agent_errors") if lab.get("error") == "DiskSpaceError")
+    return counter(w.stack, "tfs_agent_errors", error="DiskSpaceError")
 
 
 CASES: dict[str, Callable[[World, Trial], None]] = {

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.publish import publish
-from benchmarks.harness import scrape, write_json
+from benchmarks.harness import counter, write_json
 from tests.agentproc import wait_for
 from tests.e2e.stack import MODEL, Stack
 from tests.savedmodels import build_half_plus_two
@@ -95,7 +95,7 @@ def publish_to(stack: Stack, name: str, version: int, weight_mb: float = 0) -> N
 
 def idle(pid: int, seconds: float, stack: Stack) -> dict[str, Any]:
     """RSS every second and CPU over ``seconds`` of an agent with nothing to do but poll."""
-    polls = sum(v for _, labels, v in scrape(stack, "tfs_agent_polls") if labels.get("outcome") == "ok")
+    polls = counter(stack, "tfs_agent_polls", outcome="ok")
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     rss = []
     while (elapsed := time.monotonic() - t0) < seconds:
@@ -103,9 +103,7 @@ def idle(pid: int, seconds: float, stack: Stack) -> dict[str, Any]:
         time.sleep(min(1.0, seconds - elapsed))  # sampling period
     cpu = cpu_seconds(pid) - cpu0
     wall = time.monotonic() - t0
-    polled = (
-        sum(v for _, labels, v in scrape(stack, "tfs_agent_polls") if labels.get("outcome") == "ok") - polls
-    )
+    polled = counter(stack, "tfs_agent_polls", outcome="ok") - polls
     return {
         "seconds": wall,
         "rss_mib_mean": sum(rss) / len(rss) / 1024,

@@ -193,6 +193,16 @@ def scrape(stack: Stack, family: str) -> list[tuple[str, dict[str, str], float]]
     ]
 
 
+def counter(stack: Stack, family: str, **labels: str) -> float:
+    """A counter's value on the agent's /metrics now (``family`` without ``_total``), summed over the series
+    matching ``labels``."""
+    return sum(
+        value
+        for name, have, value in scrape(stack, family)
+        if name == family + "_total" and all(have.get(k) == v for k, v in labels.items())
+    )
+
+
 # ---- the load generator's samples ----
 
 

@@ -23,7 +23,6 @@ TF Serving's log lines carry microsecond stamps and read the same for the stock 
 Goals (issue 6): failed = 0; swap p99 ÷ steady p99 ≤ 1.5 with warmup; (time to serve − poll wait) ≤ 1.3 ×
 (raw download + raw load + validation). The load step waits for TF Serving's next poll of the volume (B7,
 B12: ``--file_system_poll_wait_seconds=1``), so the ratio is also printed with that wait taken out.
-``--server-gc-freeze`` is a diagnostic: see GC_FREEZE_SERVER.
 """
 
 from __future__ import annotations
@@ -31,9 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -52,12 +49,6 @@ from tests.savedmodels import build_half_plus_two
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img" / "swap.png"
 STAGES = ("detect", "download", "verify", "validate", "load", "promote")
-GC_FREEZE_SERVER = (
-    "import gc, sys, tensorflow; gc.freeze(); from agent.devserver.main import main; sys.exit(main())"
-)
-"""tfs-devserver with every object alive after importing TensorFlow moved out of the collector's reach, so
-the ``gc.collect()`` it runs after each unload scans thousands of objects instead of ~300,000 (~1 ms instead
-of ~250 ms holding the GIL, measured on this machine)."""
 FIRST_ANSWERS = 5
 """Answers per promotion counted as the new version's first: what a warmup exists to speed up."""
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -396,11 +387,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pause", type=float, default=1.0, help="steady seconds between promotions")
     parser.add_argument("--no-warmup", action="store_true", help="only the variant without warmup")
     parser.add_argument("--warmup-only", action="store_true", help="only the variant with warmup")
-    parser.add_argument(
-        "--server-gc-freeze",
-        action="store_true",
-        help="diagnostic: tfs-devserver with gc.freeze() after importing TensorFlow (docs/benchmarks.md)",
-    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go")
     parser.add_argument("--no-docs-image", action="store_true", help="do not copy the PNG to docs/img/")
     args = parser.parse_args(argv)
@@ -409,9 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants.pop("warmup")
     if args.warmup_only:
         variants.pop("no-warmup")
-    tag = "-gc-freeze" if args.server_gc_freeze else ""
-    if args.server_gc_freeze:
-        os.environ["TFS_BINARY"] = shlex.join([sys.executable, "-c", GC_FREEZE_SERVER])
     results: dict[str, dict[str, Any]] = {}
     for name, warmup in variants.items():
         with tempfile.TemporaryDirectory(prefix=f"swap-{name}-") as tmp:
@@ -432,11 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         results[name] = r
         print(report(name, r), flush=True)
-        write_json(args.out / f"swap{tag}{'' if warmup else '-no-warmup'}.json", r)
-    png = plot(results, args.out / f"swap{tag}.png")
+        write_json(args.out / f"swap{'' if warmup else '-no-warmup'}.json", r)
+    png = plot(results, args.out / "swap.png")
     if not args.no_docs_image and len(results) == 2:
         DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(png, DOCS_IMG.with_name(png.name))
+        shutil.copyfile(png, DOCS_IMG)
     print(f"wrote {png} and JSON in {args.out}")
     failed = sum(r["requests_failed"] + r["wrong_versions"] for r in results.values())
     return 1 if failed else 0
