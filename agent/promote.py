@@ -52,6 +52,7 @@ class Promoter:
         self.clock = clock
 
     def _mark(self, pending: Pending | None) -> None:
+        """Record the step about to be sent (None: no promotion in flight)."""
         with self.state.update(self.swap.model) as record:
             record.pending = pending
 
@@ -74,6 +75,10 @@ class Promoter:
         """Step 2: labels to new, old dropped (TF Serving unloads it once its requests drain, B17)."""
         self._mark(Pending(new, old, "switch", self.clock.time()))
         self.serving.apply({self.swap.model: self.swap.served([new], new)})
+
+    def done(self) -> None:
+        """The promotion is over (baked, or finished after a restart): nothing is left to finish or undo."""
+        self._mark(None)
 
     def restore(self, version: int | None) -> None:
         """Make TF Serving serve exactly ``version`` (None: remove the model) and clear the pending step."""
@@ -137,7 +142,7 @@ def recover(promoter: Promoter, pending: Pending) -> tuple[str, int | None]:
     live = states.get(pending.version) is VersionState.AVAILABLE
     if pending.step in ("switch", "bake") and live:
         promoter.switch(pending.version, pending.previous)
-        promoter._mark(None)
+        promoter.done()
         event(log, "recovered: finished promotion", model=model, version=pending.version, step=pending.step)
         return "finished", pending.version
     promoter.restore(pending.previous)

@@ -299,7 +299,7 @@ class ModelReconciler(OperatorActions):
         problem = self._bake(version, golden)
         if problem:
             return self._roll_back_after_bake(version, old, problem)
-        self.promoter._mark(None)
+        self.promoter.done()
         self.metrics.candidates.labels(self.name, "promoted").inc()
         self.metrics.last_success.labels(self.name).set(self.clock.time())
         self._prune()

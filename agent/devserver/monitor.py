@@ -8,7 +8,6 @@ old END of a re-added model does not satisfy the wait.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 from collections.abc import Iterator
@@ -16,19 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from agent.devserver.status import ServingError
+from agent.domain import VersionState
 
 log = logging.getLogger("tensorflow_serving.core.servable_state_monitor")
 
-
-class ManagerState(enum.IntEnum):
-    """``ModelVersionStatus.State`` numbers."""
-
-    UNKNOWN = 0
-    START = 10
-    LOADING = 20
-    AVAILABLE = 30
-    UNLOADING = 40
-    END = 50
+# ModelVersionStatus.State numbers: one definition for the agent and the stand-in (B14).
+ManagerState = VersionState
 
 
 @dataclass(frozen=True)

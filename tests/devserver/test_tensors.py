@@ -13,23 +13,7 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from agent.devserver.status import Code, ServingError
 from agent.devserver.tensors import dtype_name, from_numpy, to_numpy
-
-NUMERIC = [
-    np.float16,
-    np.float32,
-    np.float64,
-    np.int8,
-    np.int16,
-    np.int32,
-    np.int64,
-    np.uint8,
-    np.uint16,
-    np.uint32,
-    np.uint64,
-    np.bool_,
-    np.complex64,
-    np.complex128,
-]
+from tests.dtypes import NUMERIC
 
 
 def _same(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:

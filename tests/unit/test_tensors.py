@@ -14,25 +14,9 @@ from agent.errors import GoldenFileError
 from agent.tfserving import tensors
 from agent.tfserving.base import TensorSpec
 from agent.tfserving.protos import meta_graph_pb2, tensor_pb2, types_pb2
+from tests.dtypes import NUMERIC as NUMERIC_DTYPES
 
-NUMERIC = st.sampled_from(
-    [
-        np.float16,
-        np.float32,
-        np.float64,
-        np.int8,
-        np.int16,
-        np.int32,
-        np.int64,
-        np.uint8,
-        np.uint16,
-        np.uint32,
-        np.uint64,
-        np.bool_,
-        np.complex64,
-        np.complex128,
-    ]
-)
+NUMERIC = st.sampled_from(NUMERIC_DTYPES)
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
 
 
