@@ -1,5 +1,5 @@
 """``python -m agent`` is ``tfs-agent``."""
 
-from agent.cli import main
+from agent.service.cli import main
 
 main()

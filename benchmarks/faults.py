@@ -43,7 +43,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.sources.gcs import GcsSink
+from agent.adapters.sources.gcs import GcsSink
 from benchmarks.faultworld import BUCKET, HeldManifest, Rule, Trial, World, fill
 from benchmarks.harness import SHADOW, Samples, counter, write_json
 from tests.e2e.stack import MODEL

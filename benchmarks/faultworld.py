@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from agent.domain import MANIFEST_NAME
-from agent.publish import publish
-from agent.sources.gcs import GcsSink
+from agent.adapters.sources.gcs import GcsSink
+from agent.core.domain import MANIFEST_NAME
+from agent.service.publish import publish
 from benchmarks.harness import SHADOW, Recorder
 from tests.e2e.stack import MODEL, Stack
 from tests.gcs import FakeGcsServer, Proxy

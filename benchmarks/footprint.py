@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.publish import publish
+from agent.service.publish import publish
 from benchmarks.harness import counter, write_json
 from tests.agentproc import wait_for
 from tests.e2e.stack import MODEL, Stack
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
         result = measure(Path(tmp), seconds=args.seconds, big_mb=args.big_mb)
     result["imports"] = {
-        m: import_cost(m) for m in ("agent.tfserving.client", "tensorflow_serving.apis.predict_pb2")
+        m: import_cost(m) for m in ("agent.adapters.tfserving.client", "tensorflow_serving.apis.predict_pb2")
     }
     i, s = result["idle"], result["staging"]
     cpu = i["cpu_percent_of_one_core"]

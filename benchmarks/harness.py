@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.domain import ServedModel
-from agent.tfserving import config_text
+from agent.adapters.tfserving import config_text
+from agent.core.domain import ServedModel
 from tests.e2e.stack import MODEL, Stack
 
 SHADOW = MODEL + "__candidate"

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent.config import parse_completion
-from agent.discovery import Discovery
-from agent.domain import MANIFEST_NAME
-from agent.manifest import serialize_manifest
-from agent.sources.gcs import GcsSink, GcsSource
+from agent.adapters.sources.gcs import GcsSink, GcsSource
+from agent.core.domain import MANIFEST_NAME
+from agent.core.manifest import serialize_manifest
+from agent.infra.config import parse_completion
+from agent.pipeline.discovery import Discovery
 from tests.fakes_sources import manifest_for
 from tests.gcs import FakeGcsServer, Proxy, new_bucket, running_server
 

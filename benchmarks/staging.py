@@ -24,11 +24,11 @@ from urllib.parse import quote
 
 import requests
 
-from agent.domain import Manifest
-from agent.publish import publish
-from agent.sources.gcs import GcsSink, GcsSource
-from agent.sources.streams import CHUNK_SIZE, fsync_path, write_chunks
-from agent.staging import stage_version
+from agent.adapters.sources.gcs import GcsSink, GcsSource
+from agent.adapters.sources.streams import CHUNK_SIZE, fsync_path, write_chunks
+from agent.core.domain import Manifest
+from agent.pipeline.staging import stage_version
+from agent.service.publish import publish
 from tests.gcs import FakeGcsServer, Proxy, new_bucket, running_server
 
 

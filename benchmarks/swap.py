@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.publish import publish
+from agent.service.publish import publish
 from benchmarks.harness import SHADOW, Recorder, Samples, percentiles, scrape, write_json
 from tests.agentproc import wait_for
 from tests.e2e.stack import MODEL, Stack

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from agent.domain import ServedModel, VersionState, VersionStatus
-from agent.errors import LoadFailedError, ServingRejectedError, ServingUnavailableError
-from agent.tfserving.base import Signature, Tensors, TensorSpec
-from agent.tfserving.tensors import cast
+from agent.adapters.tfserving.base import Signature, Tensors, TensorSpec
+from agent.adapters.tfserving.tensors import cast
+from agent.core.domain import ServedModel, VersionState, VersionStatus
+from agent.core.errors import LoadFailedError, ServingRejectedError, ServingUnavailableError
 
 Function = Callable[[Tensors], Mapping[str, npt.ArrayLike]]
 
@@ -42,7 +42,7 @@ class FakeVersion:
 
 
 class FakeClock:
-    """``agent.clock.Clock`` with simulated time: ``sleep`` advances it at once and is recorded."""
+    """``agent.infra.clock.Clock`` with simulated time: ``sleep`` advances it at once and is recorded."""
 
     def __init__(self, start: float = 1_000_000.0) -> None:
         self.now = start

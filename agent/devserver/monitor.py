@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from agent.core.domain import VersionState
 from agent.devserver.status import ServingError
-from agent.domain import VersionState
 
 log = logging.getLogger("tensorflow_serving.core.servable_state_monitor")
 

@@ -16,8 +16,8 @@ import ml_dtypes
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
+from agent.adapters.tfserving.tensors import NUMERIC_DTYPES
 from agent.devserver.status import invalid_argument
-from agent.tfserving.tensors import NUMERIC_DTYPES
 
 TensorProto = tensor_pb2.TensorProto
 

@@ -11,7 +11,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from agent.config import AgentSettings, load_settings, settings_from_mapping
+from agent.infra.config import AgentSettings, load_settings, settings_from_mapping
 from tests.deploy.conftest import (
     AGENT_IMAGE,
     DOCKER,

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.metrics import AgentMetrics
+from agent.infra.metrics import AgentMetrics
 from tests.deploy.conftest import MONITORING, ROOT, load_yaml, only, render, run, tool
 
 _AGENT_METRIC = re.compile(r"\btfs_agent_[a-z_]+")
@@ -83,7 +83,9 @@ def test_alerts_and_dashboard_use_exported_metrics(path: str) -> None:
     """Every tfs_agent_* name in the alerts and the dashboard is one the agent exports."""
     used = set(_AGENT_METRIC.findall((MONITORING.parent / path).read_text()))
     assert used
-    assert used <= _exported_names(), f"not exported by agent/metrics.py: {sorted(used - _exported_names())}"
+    assert used <= _exported_names(), (
+        f"not exported by agent/infra/metrics.py: {sorted(used - _exported_names())}"
+    )
 
 
 def test_pod_monitor_scrapes_both_containers() -> None:

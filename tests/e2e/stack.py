@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.publish import publish
+from agent.service.publish import publish
 from tests.agentproc import AgentProcess, wait_for
 from tests.savedmodels import build_half_plus_two
 from tests.servers import ServerHandle, free_port, server_command
@@ -159,11 +159,11 @@ class Stack:
 
 
 class Load:
-    """agent.demo.load in its own process: open-loop Predicts, counts written on SIGTERM."""
+    """agent.service.demo.load in its own process: open-loop Predicts, counts written on SIGTERM."""
 
     def __init__(self, out: Path, address: str, rate: float, label: str | None) -> None:
         self.out = out
-        cmd = [sys.executable, "-m", "agent.demo.load", address, MODEL, str(rate), str(out)]
+        cmd = [sys.executable, "-m", "agent.service.demo.load", address, MODEL, str(rate), str(out)]
         self.proc = subprocess.Popen(cmd + ([label] if label else []))
         self.result: dict[str, Any] | None = None
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.publish import publish
-from agent.tfserving.client import initial_config
+from agent.adapters.tfserving.client import initial_config
+from agent.service.publish import publish
 from tests.e2e.stack import GOLDEN, MODEL, SERVER_FLAGS
 from tests.savedmodels import build_half_plus_two
 from tests.servers import start_server

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "k8s" / "monitoring" / "rules.yaml"
 MODEL = "half_plus_two"
 #: ``tfs-agent`` as a child process, whether or not the console script is installed in this environment.
-TFS_AGENT = [sys.executable, "-c", "from agent.cli import main; main()"]
+TFS_AGENT = [sys.executable, "-c", "from agent.service.cli import main; main()"]
 #: Prometheus's lastEvaluation of a rule that has not been evaluated yet.
 _NEVER = "0001-01-01T00:00:00Z"
 
@@ -184,7 +184,10 @@ def _build_models(work: Path) -> None:
     """v1 and v2 of y = 0.5x + 2, built by TensorFlow in a child process (the agent never imports it)."""
     args = [str(work / "build" / "1"), "0.5", "2.0", str(work / "build" / "2"), "0.5", "2.0"]
     subprocess.run(
-        [sys.executable, "-m", "agent.demo.models", *args], check=True, capture_output=True, timeout=300
+        [sys.executable, "-m", "agent.service.demo.models", *args],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
 
 

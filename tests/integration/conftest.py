@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.tfserving import config_text
-from agent.tfserving.client import GrpcServingControl
+from agent.adapters.tfserving import config_text
+from agent.adapters.tfserving.client import GrpcServingControl
 from tests.servers import ServerHandle, start_server
 
 # Few, short retries (TFSERVING.md B12): a corrupt version fails in seconds instead of holding every reload.

@@ -9,18 +9,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from agent.config import parse_completion
-from agent.discovery import Discovery
-from agent.errors import TransientSourceError, UnsafePathError
-from agent.publish import publish
-from agent.sources import open_source, read_uri
-from agent.sources.base import ObjectNotFoundError
-from agent.sources.gcs import GcsSink, GcsSource
-from agent.sources.retrying import retry_policy
-from agent.staging import stage_version, verify_local
+from agent.adapters.sources import open_source, read_uri
+from agent.adapters.sources.base import ObjectNotFoundError
+from agent.adapters.sources.gcs import GcsSink, GcsSource
+from agent.adapters.sources.retrying import retry_policy
+from agent.core.errors import TransientSourceError, UnsafePathError
+from agent.infra.config import parse_completion
+from agent.pipeline.discovery import Discovery
+from agent.pipeline.staging import stage_version, verify_local
+from agent.service.publish import publish
 from tests.gcs import FakeGcsServer, Proxy, new_bucket, running_server
 
-if TYPE_CHECKING:  # imported through agent.sources at run time, which quiets api_core's import warning
+if (
+    TYPE_CHECKING
+):  # imported through agent.adapters.sources at run time, which quiets api_core's import warning
     from google.cloud import storage
 
 

@@ -15,21 +15,23 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from agent.config import parse_completion
-from agent.discovery import Discovery
-from agent.domain import MANIFEST_NAME
-from agent.errors import ChecksumMismatchError
-from agent.publish import PublishError, publish
-from agent.sources.base import ModelSink, ModelSource
-from agent.sources.gcs import GcsSink, GcsSource
-from agent.sources.local import LocalSink, LocalSource
-from agent.sources.retrying import retry_policy
-from agent.staging import stage_version, verify_local
+from agent.adapters.sources.base import ModelSink, ModelSource
+from agent.adapters.sources.gcs import GcsSink, GcsSource
+from agent.adapters.sources.local import LocalSink, LocalSource
+from agent.adapters.sources.retrying import retry_policy
+from agent.core.domain import MANIFEST_NAME
+from agent.core.errors import ChecksumMismatchError
+from agent.infra.config import parse_completion
+from agent.pipeline.discovery import Discovery
+from agent.pipeline.staging import stage_version, verify_local
+from agent.service.publish import PublishError, publish
 from tests.fakes_sources import ManualClock
 from tests.gcs import FakeGcsServer, new_bucket, running_server
 from tests.savedmodels import build_half_plus_two
 
-if TYPE_CHECKING:  # imported through agent.sources at run time, which quiets api_core's import warning
+if (
+    TYPE_CHECKING
+):  # imported through agent.adapters.sources at run time, which quiets api_core's import warning
     from google.cloud import storage
 
 FAST = retry_policy(initial=0.001, maximum=0.01, deadline=5)

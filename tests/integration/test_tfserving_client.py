@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.domain import ServedModel, VersionState
-from agent.errors import LoadFailedError, ServingRejectedError
-from agent.tfserving import config_text
-from agent.tfserving.client import GrpcServingControl
-from agent.tfserving.wait import wait_for_versions
+from agent.adapters.tfserving import config_text
+from agent.adapters.tfserving.client import GrpcServingControl
+from agent.adapters.tfserving.wait import wait_for_versions
+from agent.core.domain import ServedModel, VersionState
+from agent.core.errors import LoadFailedError, ServingRejectedError
 from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
 from tests.servers import ServerHandle
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from agent.domain import ServedModel, VersionState
-from agent.tfserving import config_text
-from agent.tfserving.client import GrpcServingControl
-from agent.tfserving.warmup import WARMUP_FILE, write_warmup
-from agent.validation.golden import Golden, parse_golden
-from agent.validation.run import probe_model, validate_candidate
+from agent.adapters.tfserving import config_text
+from agent.adapters.tfserving.client import GrpcServingControl
+from agent.core.domain import ServedModel, VersionState
+from agent.core.golden import Golden, parse_golden
+from agent.pipeline.validate import probe_model, validate_candidate
+from agent.pipeline.warmup import WARMUP_FILE, write_warmup
 from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
 from tests.servers import ServerHandle, poll_until
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.domain import CheckResult
-from agent.validation import checks
-from agent.validation.golden import Gate, Golden, parse_golden
+from agent.core import checks
+from agent.core.domain import CheckResult
+from agent.core.golden import Gate, Golden, parse_golden
 
 
 def golden(**fields: Any) -> Golden:

@@ -17,10 +17,8 @@ import grpc
 import numpy as np
 import pytest
 
-from agent.domain import ServedModel, VersionState, VersionStatus
-from agent.errors import ConfigError, LoadFailedError, ServingRejectedError, ServingUnavailableError
-from agent.tfserving import config_text, protos
-from agent.tfserving.client import (
+from agent.adapters.tfserving import config_text, protos
+from agent.adapters.tfserving.client import (
     GrpcServingControl,
     check_complete,
     initial_config,
@@ -28,14 +26,16 @@ from agent.tfserving.client import (
     serving_error,
     write_config_file,
 )
-from agent.tfserving.protos import (
+from agent.adapters.tfserving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
     predict_pb2,
     types_pb2,
 )
-from agent.tfserving.tensors import from_proto, to_proto
+from agent.adapters.tfserving.tensors import from_proto, to_proto
+from agent.core.domain import ServedModel, VersionState, VersionStatus
+from agent.core.errors import ConfigError, LoadFailedError, ServingRejectedError, ServingUnavailableError
 
 Handler = Callable[[Any, grpc.ServicerContext], Any]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_settings, parse_duration, settings_from_mapping
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
+from agent.infra.config import load_settings, parse_duration, settings_from_mapping
 
 MODEL = {"name": "m", "source": "file:///srv/bucket/m", "local_path": "/models/m"}
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.domain import ServedModel
-from agent.errors import ConfigError
-from agent.tfserving import config_text
+from agent.adapters.tfserving import config_text
+from agent.core.domain import ServedModel
+from agent.core.errors import ConfigError
 
 NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,12}", fullmatch=True)
 VERSIONS = st.lists(st.integers(min_value=1, max_value=2**63 - 1), min_size=1, max_size=4, unique=True)
@@ -98,5 +98,7 @@ def test_parse_error_names_the_file() -> None:
 
 def test_config_text_is_pure() -> None:
     """Rendering does not pull in grpc (the pure core imports no I/O library)."""
-    code = "import sys, agent.tfserving.config_text; assert 'grpc' not in sys.modules, 'grpc imported'"
+    code = (
+        "import sys, agent.adapters.tfserving.config_text; assert 'grpc' not in sys.modules, 'grpc imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from agent.cron import CronWindow
+from agent.core.cron import CronWindow
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import CompletionSettings, parse_completion
-from agent.discovery import Discovery
-from agent.domain import MANIFEST_NAME
-from agent.errors import ConfigError, TransientSourceError
+from agent.core.domain import MANIFEST_NAME
+from agent.core.errors import ConfigError, TransientSourceError
+from agent.infra.config import CompletionSettings, parse_completion
+from agent.pipeline.discovery import Discovery
 from tests.fakes_sources import InMemorySource, ManualClock
 
 FILES = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config import load_settings
-from agent.validation.golden import parse_golden
+from agent.core.golden import parse_golden
+from agent.infra.config import load_settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.domain import ServedModel, VersionState, VersionStatus
-from agent.errors import LoadFailedError, ServingRejectedError
-from agent.tfserving.base import ServingControl
+from agent.adapters.tfserving.base import ServingControl
+from agent.core.domain import ServedModel, VersionState, VersionStatus
+from agent.core.errors import LoadFailedError, ServingRejectedError
 from tests.fakes_serving import FakeServing, half_plus_two
 
 BASE = "/models/m"

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.errors import GoldenFileError
-from agent.tfserving.base import Signature, TensorSpec
-from agent.validation.golden import Gate, Tolerance, golden_inputs, load_golden, parse_golden
+from agent.adapters.tfserving.base import Signature, TensorSpec
+from agent.adapters.tfserving.tensors import golden_inputs
+from agent.core.errors import GoldenFileError
+from agent.core.golden import Gate, Tolerance, load_golden, parse_golden
 
 F32 = TensorSpec(np.dtype(np.float32), (None,))
 

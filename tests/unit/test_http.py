@@ -16,9 +16,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent import admin_client
-from agent.errors import AgentError, ConfigError
-from agent.http import MAX_BODY_BYTES, AgentHttp
+from agent.core.errors import AgentError, ConfigError
+from agent.service import admin_client
+from agent.service.http import MAX_BODY_BYTES, AgentHttp
 
 TOKEN = "s3cret-token"
 
@@ -192,7 +192,7 @@ def test_failure_inside_a_handler_hides_the_traceback(
 ) -> None:
     """An unexpected exception answers 500 with a generic message and logs the traceback instead."""
     running.world.status_error = RuntimeError("secret internals at /srv/x.py line 3")
-    with caplog.at_level(logging.ERROR, logger="agent.http"):
+    with caplog.at_level(logging.ERROR, logger="agent.service.http"):
         status, _, body = running.request("GET", "/status")
     assert status == 500
     assert json.loads(body) == {"error": "internal error; see the agent's log"}
@@ -346,7 +346,7 @@ def test_admin_body_size_limited(running: Running) -> None:
 
 def test_admin_logs_one_line_per_action(running: Running, caplog: pytest.LogCaptureFixture) -> None:
     """Each admin request, accepted or refused, logs exactly one line naming action, model and status."""
-    with caplog.at_level(logging.INFO, logger="agent.http"):
+    with caplog.at_level(logging.INFO, logger="agent.service.http"):
         running.post("/admin/models/m/pin", {"version": 9})
         running.post("/admin/models/m/pin", {"version": 9}, token="wrong")
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("admin ")]

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.domain import MANIFEST_NAME, FileEntry, Manifest
-from agent.errors import AgentError, ManifestError, UnsafePathError
-from agent.manifest import check_name, is_crc32c, parse_manifest, serialize_manifest
-from agent.sources.streams import crc32c_of_bytes
+from agent.adapters.sources.streams import crc32c_of_bytes
+from agent.core.domain import MANIFEST_NAME, FileEntry, Manifest
+from agent.core.errors import AgentError, ManifestError, UnsafePathError
+from agent.core.manifest import check_name, is_crc32c, parse_manifest, serialize_manifest
 
 
 def _doc(**changes: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.plan import Action, Observation, Policy, plan
+from agent.core.plan import Action, Observation, Policy, plan
 
 NOW = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)  # a Tuesday
 

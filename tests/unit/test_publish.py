@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent.domain import MANIFEST_NAME
-from agent.manifest import parse_manifest
-from agent.publish import PublishError, collect_saved_model, publish, publish_command
-from agent.sources.local import LocalSink
-from agent.sources.streams import crc32c_of_bytes
+from agent.adapters.sources.local import LocalSink
+from agent.adapters.sources.streams import crc32c_of_bytes
+from agent.core.domain import MANIFEST_NAME
+from agent.core.manifest import parse_manifest
+from agent.service.publish import PublishError, collect_saved_model, publish, publish_command
 
 
 def _export(root: Path) -> Path:

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from agent.clock import Stopping, SystemClock
-from agent.config import ModelSettings
-from agent.domain import VersionState
-from agent.errors import TransientSourceError
-from agent.metrics import AgentMetrics
-from agent.reconciler import ModelReconciler, Outcome
-from agent.state import Pending, StateStore
-from agent.validation.golden import Golden, parse_golden
+from agent.core.domain import VersionState
+from agent.core.errors import TransientSourceError
+from agent.core.golden import Golden, parse_golden
+from agent.infra.clock import Stopping, SystemClock
+from agent.infra.config import ModelSettings
+from agent.infra.metrics import AgentMetrics
+from agent.infra.state import Pending, StateStore
+from agent.pipeline.reconciler import ModelReconciler, Outcome
 from tests.fakes_serving import FakeClock, FakeServing, half_plus_two
 from tests.fakes_sources import InMemorySource
 
@@ -323,8 +323,8 @@ def test_system_clock_sleep_raises_once_stopping() -> None:
 
 def test_download_progress_is_logged_at_most_every_interval(caplog: pytest.LogCaptureFixture) -> None:
     """A long download logs its progress, throttled by time, and not for the final file (staged says it)."""
-    from agent.domain import FileEntry, Manifest
-    from agent.progress import DownloadProgress
+    from agent.core.domain import FileEntry, Manifest
+    from agent.pipeline.progress import DownloadProgress
 
     clock = FakeClock()
     manifest = Manifest("m", 7, tuple(FileEntry(f"f{i}", 100, "AAAAAA==") for i in range(4)))
@@ -343,7 +343,7 @@ def test_download_progress_is_logged_at_most_every_interval(caplog: pytest.LogCa
 
 def test_broken_golden_file_fails_the_pass_without_quarantine(world: World) -> None:
     """A golden file that does not parse is a config error: the pass fails visibly, the version is kept."""
-    from agent.errors import GoldenFileError
+    from agent.core.errors import GoldenFileError
 
     def broken() -> Golden:
         raise GoldenFileError("golden.json: 'instances' must be a list")
@@ -370,7 +370,7 @@ class _Recovering(FakeClock):
 
 def test_bake_is_no_verdict_while_tf_serving_is_unreachable(world: World) -> None:
     """An unreachable TF Serving during the bake neither passes nor fails the version."""
-    from agent.errors import ServingUnavailableError
+    from agent.core.errors import ServingUnavailableError
 
     world.publish(1)
     world.reconciler.reconcile()

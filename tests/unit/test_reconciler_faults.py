@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent.domain import ServedModel
-from agent.reconciler import Outcome
+from agent.core.domain import ServedModel
+from agent.pipeline.reconciler import Outcome
 from tests.unit.test_reconciler import World
 
 

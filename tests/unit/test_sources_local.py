@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError, UnsafePathError
-from agent.sources import open_sink, open_source, read_uri
-from agent.sources.base import ModelSink, ModelSource, ObjectNotFoundError
-from agent.sources.gcs import split_gs_uri
-from agent.sources.local import LocalSink, LocalSource, path_from_file_uri
-from agent.sources.streams import crc32c_of_bytes
+from agent.adapters.sources import open_sink, open_source, read_uri
+from agent.adapters.sources.base import ModelSink, ModelSource, ObjectNotFoundError
+from agent.adapters.sources.gcs import split_gs_uri
+from agent.adapters.sources.local import LocalSink, LocalSource, path_from_file_uri
+from agent.adapters.sources.streams import crc32c_of_bytes
+from agent.core.errors import ConfigError, UnsafePathError
 
 
 def _bucket(tmp_path: Path) -> Path:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.domain import MANIFEST_NAME, FileEntry, Manifest
-from agent.errors import (
+from agent.adapters.sources.retrying import Retry, retry_policy
+from agent.core.domain import MANIFEST_NAME, FileEntry, Manifest
+from agent.core.errors import (
     ChecksumMismatchError,
     DiskSpaceError,
     ManifestError,
@@ -16,8 +17,7 @@ from agent.errors import (
     TransientSourceError,
     UnsafePathError,
 )
-from agent.sources.retrying import Retry, retry_policy
-from agent.staging import check_local, stage_version, verify_local
+from agent.pipeline.staging import check_local, stage_version, verify_local
 from tests.fakes_sources import InMemorySource
 
 FILES = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.staging import clean_staging, local_versions, prune_versions
+from agent.pipeline.staging import clean_staging, local_versions, prune_versions
 
 
 def _mkdirs(root: Path, *names: str) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import AgentError
-from agent.state import Pending, StateStore, write_atomic
+from agent.core.errors import AgentError
+from agent.infra.files import write_atomic
+from agent.infra.state import Pending, StateStore
 
 
 def test_round_trip(tmp_path: Path) -> None:

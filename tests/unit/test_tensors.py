@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from agent.errors import GoldenFileError
-from agent.tfserving import tensors
-from agent.tfserving.base import TensorSpec
-from agent.tfserving.protos import meta_graph_pb2, tensor_pb2, types_pb2
+from agent.adapters.tfserving import tensors
+from agent.adapters.tfserving.base import TensorSpec
+from agent.adapters.tfserving.protos import meta_graph_pb2, tensor_pb2, types_pb2
+from agent.core.errors import GoldenFileError
 from tests.dtypes import NUMERIC as NUMERIC_DTYPES
 
 NUMERIC = st.sampled_from(NUMERIC_DTYPES)

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.domain import ServedModel
-from agent.errors import LoadFailedError, ServingUnavailableError
-from agent.tfserving.base import Signature, Tensors, TensorSpec
-from agent.validation.golden import Golden, parse_golden
-from agent.validation.run import probe_model, validate_candidate
+from agent.adapters.tfserving.base import Signature, Tensors, TensorSpec
+from agent.core.domain import ServedModel
+from agent.core.errors import LoadFailedError, ServingUnavailableError
+from agent.core.golden import Golden, parse_golden
+from agent.pipeline.validate import probe_model, validate_candidate
 from tests.fakes_serving import FakeClock, FakeServing, half_plus_two
 
 BASE = "/models/m"

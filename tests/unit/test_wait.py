@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from agent.domain import ServedModel, VersionState, VersionStatus
-from agent.errors import LoadFailedError, LoadTimeoutError, ServingUnavailableError
-from agent.tfserving.wait import POLL_SECONDS, wait_for_versions
+from agent.adapters.tfserving.wait import POLL_SECONDS, wait_for_versions
+from agent.core.domain import ServedModel, VersionState, VersionStatus
+from agent.core.errors import LoadFailedError, LoadTimeoutError, ServingUnavailableError
 from tests.fakes_serving import FakeClock, FakeServing
 
 
@@ -85,8 +85,8 @@ def test_server_down_until_the_deadline_is_unavailable() -> None:
 
 def test_wait_unloaded_waits_for_every_row_to_end() -> None:
     """wait_unloaded returns True once the removed model's versions are all END, False on the deadline."""
-    from agent.domain import ServedModel
-    from agent.tfserving.wait import wait_unloaded
+    from agent.adapters.tfserving.wait import wait_unloaded
+    from agent.core.domain import ServedModel
     from tests.fakes_serving import FakeClock, FakeServing
 
     serving = FakeServing()

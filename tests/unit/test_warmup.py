@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.errors import GoldenFileError
-from agent.tfserving import warmup
-from agent.tfserving.protos import prediction_log_pb2, saved_model_pb2, types_pb2
-from agent.tfserving.tensors import from_proto
-from agent.validation.golden import parse_golden
+from agent.adapters.tfserving.protos import prediction_log_pb2, saved_model_pb2, types_pb2
+from agent.adapters.tfserving.tensors import from_proto
+from agent.core.errors import GoldenFileError
+from agent.core.golden import parse_golden
+from agent.pipeline import warmup
 
 GOLDEN = parse_golden(json.dumps({"instances": [1.0, 2.0, 5.0], "expected": [2.5, 3.0, 4.5]}))
 

@@ -1,0 +1,69 @@
+"""Pick the adapter for a URI: the only place that knows which schemes exist.
+
+``open_source`` (read side, the agent), ``open_sink`` (write side, ``tfs-agent publish``) and ``read_uri``
+(one small file such as a golden file, given as gs://, file:// or a plain path). The GCS library is imported
+only when a gs:// URI is used, so a file:// deployment never pays for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.adapters.sources.base import ModelSink, ModelSource, ObjectInfo, ObjectNotFoundError
+from agent.adapters.sources.local import LocalSink, LocalSource, path_from_file_uri, read_local_file
+from agent.adapters.sources.retrying import retry_policy
+from agent.core.errors import ConfigError
+
+__all__ = [
+    "ModelSink",
+    "ModelSource",
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "open_sink",
+    "open_source",
+    "read_uri",
+    "retry_policy",
+]
+
+_SCHEMES = "gs://bucket/prefix or file:///absolute/dir"
+
+
+def open_source(uri: str) -> ModelSource:
+    """The ``ModelSource`` for a model's bucket prefix (``gs://bucket/prefix`` or ``file:///dir``)."""
+    if uri.startswith("gs://"):
+        from agent.adapters.sources.gcs import GcsSource
+
+        return GcsSource(uri)
+    if uri.startswith("file://"):
+        return LocalSource.from_uri(uri)
+    raise ConfigError(f"{uri!r}: unsupported source; write {_SCHEMES}")
+
+
+def open_sink(uri: str) -> ModelSink:
+    """The ``ModelSink`` that ``publish`` writes a model's versions through."""
+    if uri.startswith("gs://"):
+        from agent.adapters.sources.gcs import GcsSink
+
+        return GcsSink(uri)
+    if uri.startswith("file://"):
+        return LocalSink.from_uri(uri)
+    if "://" not in uri:
+        return LocalSink(Path(uri).absolute())
+    raise ConfigError(f"{uri!r}: unsupported destination; write {_SCHEMES}")
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of one small file named by ``gs://bucket/path``, ``file:///path`` or a plain path.
+
+    Raises ObjectNotFoundError if it does not exist, other SourceErrors when it cannot be read.
+    """
+    if uri.startswith("gs://"):
+        from agent.adapters.sources.gcs import read_gs_uri
+
+        return read_gs_uri(uri)
+    if "://" in uri and not uri.startswith("file://"):
+        raise ConfigError(
+            f"{uri!r}: unsupported scheme; write gs://bucket/path, file:///path or a plain path"
+        )
+    path = path_from_file_uri(uri) if uri.startswith("file://") else Path(uri)
+    return read_local_file(path)

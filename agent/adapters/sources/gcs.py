@@ -1,0 +1,265 @@
+"""gs:// through google-cloud-storage: cheap discovery (delimited listings) and fast, checked downloads.
+
+Credentials are found the standard Google way (workload identity, GOOGLE_APPLICATION_CREDENTIALS, gcloud);
+with ``STORAGE_EMULATOR_HOST`` set the library talks to that emulator anonymously. Listings and small reads
+use the library; object downloads stream the JSON API media endpoint over the library's own authorized
+session in 1 MiB reads, because the library's download path reads 8 KiB at a time and is the bottleneck
+(see benchmarks/staging.py). Library retries are turned off: staging retries ``TransientSourceError`` itself,
+with one policy for every source. Every library error becomes a ``SourceError`` in ``_mapped``, only there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import requests
+import urllib3
+from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
+from google.cloud import storage
+from google.cloud.storage import exceptions as storage_exceptions
+
+from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
+from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
+from agent.core.errors import ConfigError, PermanentSourceError, SourceError, TransientSourceError
+from agent.core.manifest import check_name, version_from_name
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_POOL_SIZE = 64  # the highest download_concurrency the config allows; requests keeps only 10 by default
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def split_gs_uri(uri: str) -> tuple[str, str]:
+    """``gs://bucket/a/b`` → ``("bucket", "a/b/")``; the prefix is empty or ends with '/'."""
+    if not uri.startswith("gs://"):
+        raise ConfigError(f"{uri!r} is not a gs:// URI; write gs://bucket/prefix")
+    bucket, _, prefix = uri[len("gs://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise ConfigError(
+            f"{uri!r}: {bucket!r} is not a valid bucket name (lowercase letters, digits, - _ .)"
+        )
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def make_client() -> storage.Client:
+    """A storage client with default credentials, or anonymous against ``STORAGE_EMULATOR_HOST``."""
+    with _mapped("creating the Google Cloud Storage client"):
+        client = storage.Client(project=None)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+        client._http.mount("https://", adapter)
+        client._http.mount("http://", adapter)
+    return client
+
+
+class GcsBucket:
+    """Object operations on one bucket, each mapped to the agent's errors."""
+
+    def __init__(self, client: storage.Client, name: str, *, timeout: float = 60.0) -> None:
+        self.client, self.name, self._timeout = client, name, timeout
+        self._bucket = client.bucket(name)
+
+    def prefixes(self, prefix: str) -> list[str]:
+        """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 1000)."""
+        with _mapped(f"listing gs://{self.name}/{prefix}"):
+            pages = self.client.list_blobs(
+                self.name, prefix=prefix, delimiter="/", fields="prefixes,nextPageToken", **self._opts()
+            )
+            for _ in pages:
+                pass
+            return sorted(pages.prefixes)
+
+    def objects(self, prefix: str) -> list[Any]:
+        """Every object (blob) under ``prefix``, with name, size, crc32c and update time."""
+        with _mapped(f"listing gs://{self.name}/{prefix}"):
+            fields = "items(name,size,crc32c,updated),nextPageToken"
+            return list(self.client.list_blobs(self.name, prefix=prefix, fields=fields, **self._opts()))
+
+    def download(self, name: str, dest: Path) -> str:
+        """Stream the object to ``dest``; return the crc32c of the bytes written."""
+        what = f"gs://{self.name}/{name}"
+        with _mapped(f"downloading {what}"), self._get(name, what) as response:
+            return write_chunks(response.raw.stream(CHUNK_SIZE, decode_content=False), dest)
+
+    def read(self, name: str) -> bytes:
+        """A small object's bytes."""
+        what = f"gs://{self.name}/{name}"
+        with _mapped(f"reading {what}"), self._get(name, what) as response:
+            return bytes(response.raw.read(decode_content=False))
+
+    def upload(self, path: Path, name: str, on_bytes: Callable[[int], None] | None = None) -> None:
+        with _mapped(f"uploading {path} to gs://{self.name}/{name}"), path.open("rb") as handle:
+            stream = handle if on_bytes is None else _CountingReader(handle, on_bytes)
+            self._bucket.blob(name).upload_from_file(
+                stream, size=path.stat().st_size, checksum="crc32c", timeout=self._timeout
+            )
+
+    def write(self, name: str, data: bytes, content_type: str) -> None:
+        with _mapped(f"writing gs://{self.name}/{name}"):
+            blob = self._bucket.blob(name)
+            blob.upload_from_string(data, content_type=content_type, checksum="crc32c", timeout=self._timeout)
+
+    def exists(self, name: str) -> bool:
+        with _mapped(f"checking gs://{self.name}/{name}"):
+            return bool(self._bucket.blob(name).exists(timeout=self._timeout))
+
+    def delete(self, name: str) -> None:
+        with _mapped(f"deleting gs://{self.name}/{name}"), suppress(api_exceptions.NotFound):
+            self._bucket.blob(name).delete(timeout=self._timeout)
+
+    @contextmanager
+    def _get(self, name: str, what: str) -> Iterator[requests.Response]:
+        url = (
+            f"{self.client.api_endpoint}/download/storage/v1/b/{quote(self.name, safe='')}"
+            f"/o/{quote(name, safe='')}?alt=media"
+        )
+        # The library's own authorized session: same credentials, token refresh and connection pool.
+        session: requests.Session = self.client._http
+        # Ask for the stored bytes (no decompressive transcoding) so the crc32c matches the listing's.
+        response = session.get(url, stream=True, timeout=self._timeout, headers={"Accept-Encoding": "gzip"})
+        try:
+            if response.status_code != 200:
+                raise _status_error(response.status_code, what, response.text[:200])
+            yield response
+        finally:
+            response.close()
+
+    def _opts(self) -> dict[str, Any]:
+        return {"retry": None, "timeout": self._timeout}
+
+
+class _GcsPrefix:
+    """A ``gs://bucket/prefix`` the source and the sink both address objects under."""
+
+    def __init__(self, uri: str, *, client: storage.Client | None, timeout: float) -> None:
+        bucket, self._prefix = split_gs_uri(uri)
+        self._bucket = GcsBucket(client if client is not None else make_client(), bucket, timeout=timeout)
+        self._uri = f"gs://{bucket}/{self._prefix}".rstrip("/")
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+
+class GcsSource(_GcsPrefix):
+    """A ``ModelSource`` over ``gs://bucket/prefix/<N>/...``."""
+
+    def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 60.0) -> None:
+        super().__init__(uri, client=client, timeout=timeout)
+
+    def list_versions(self) -> frozenset[int]:
+        names = (p[len(self._prefix) :].rstrip("/") for p in self._bucket.prefixes(self._prefix))
+        return frozenset(v for v in map(version_from_name, names) if v is not None)
+
+    def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
+        base = f"{self._prefix}{version}/"
+        return tuple(
+            ObjectInfo(
+                name=blob.name[len(base) :],
+                size=int(blob.size or 0),
+                crc32c=blob.crc32c,
+                updated=blob.updated.timestamp() if blob.updated else None,
+            )
+            for blob in self._bucket.objects(base)
+        )
+
+    def read_bytes(self, version: int, name: str) -> bytes:
+        return self._bucket.read(self._object(version, name))
+
+    def download(self, version: int, name: str, dest: Path) -> str:
+        return self._bucket.download(self._object(version, name), dest)
+
+    def _object(self, version: int, name: str) -> str:
+        return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
+
+
+class GcsSink(_GcsPrefix):
+    """A ``ModelSink`` writing objects under ``gs://bucket/prefix/``; each write is one object write."""
+
+    def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 120.0) -> None:
+        super().__init__(uri, client=client, timeout=timeout)
+
+    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
+        self._bucket.upload(path, self._object(name), on_bytes)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self._bucket.write(self._object(name), data, "application/json")
+
+    def exists(self, name: str) -> bool:
+        return self._bucket.exists(self._object(name))
+
+    def delete(self, name: str) -> None:
+        self._bucket.delete(self._object(name))
+
+    def _object(self, name: str) -> str:
+        return self._prefix + check_name(name, where=self._uri)
+
+
+class _CountingReader:
+    """A file wrapper telling ``on_bytes`` how much the library has read (the publish progress bar);
+    everything else (seek, tell for resumable uploads) goes to the file."""
+
+    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self._handle, self._on_bytes = handle, on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._on_bytes(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+def read_gs_uri(uri: str, *, client: storage.Client | None = None) -> bytes:
+    """The bytes of one object named by a full ``gs://bucket/path`` URI."""
+    bucket, name = split_gs_uri(uri)
+    if not name:
+        raise ConfigError(f"{uri!r} names a bucket, not an object; write gs://bucket/path/to/file")
+    return GcsBucket(client if client is not None else make_client(), bucket).read(name.rstrip("/"))
+
+
+def _status_error(status: int, what: str, detail: str = "") -> SourceError:
+    """An HTTP status from GCS as the agent's error, with the fix where there is one."""
+    text = f"{what}: HTTP {status}" + (f" {detail.strip()}" if detail.strip() else "")
+    if status == 404:
+        return ObjectNotFoundError(f"{text} (no such object or bucket)")
+    if status in (401, 403):
+        return PermanentSourceError(
+            f"{text}; grant the agent's identity roles/storage.objectViewer on the bucket"
+        )
+    if status in _TRANSIENT_STATUS:
+        return TransientSourceError(text)
+    return PermanentSourceError(text)
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """The one place google/requests/urllib3 errors become SourceErrors; local OSErrors pass through."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except api_exceptions.GoogleAPICallError as err:
+        raise _status_error(int(err.code or 0), what, err.message or "") from err
+    except auth_exceptions.DefaultCredentialsError as err:
+        raise PermanentSourceError(
+            f"{what}: no Google credentials found; use workload identity, set "
+            "GOOGLE_APPLICATION_CREDENTIALS, or set STORAGE_EMULATOR_HOST for an emulator"
+        ) from err
+    except (auth_exceptions.TransportError, storage_exceptions.DataCorruption) as err:
+        raise TransientSourceError(f"{what}: {err}") from err
+    except auth_exceptions.GoogleAuthError as err:
+        kind = TransientSourceError if getattr(err, "retryable", False) else PermanentSourceError
+        raise kind(f"{what}: authentication failed: {err}") from err
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err}") from err
+    except urllib3.exceptions.HTTPError as err:
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err}") from err
+    except requests.RequestException as err:
+        raise PermanentSourceError(f"{what}: {type(err).__name__}: {err}") from err

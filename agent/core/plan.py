@@ -1,0 +1,128 @@
+"""Pure policy: which version, if any, a pass should try to bring into service now, and why.
+
+A function of (versions available, what the agent recorded, the policy, now) with no I/O, so every policy —
+version ordering, operator pin, promotion window, minimum interval, "replace only when the serving model
+underperforms" — is tested with a fake clock and plain values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from agent.core.checks import should_replace
+from agent.core.cron import CronWindow
+
+
+class Action(enum.Enum):
+    IDLE = "idle"
+    """Nothing to do: the serving version is the one the policy wants."""
+    PROMOTE = "promote"
+    """Stage, validate and promote ``version``."""
+    WAIT = "wait"
+    """A candidate exists but a policy holds it back for now."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the planner may look at."""
+
+    available: frozenset[int]
+    """Versions that are complete in the bucket or already verified on disk."""
+    serving: int | None
+    quarantined: Mapping[int, str] = field(default_factory=dict)
+    pinned: int | None = None
+    last_promotion: datetime | None = None
+    serving_metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The planner's view of PolicySettings (kept free of pydantic so the core stays plain)."""
+
+    versions: str = "newer"
+    window: str | None = None
+    min_interval: timedelta = timedelta(0)
+    replace_below: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: Action
+    version: int | None = None
+    reason: str = ""
+    not_before: datetime | None = None
+
+
+def plan(obs: Observation, policy: Policy, now: datetime) -> Plan:
+    """Decide this pass's action. Operator pins bypass time gates; a first deployment is never held back."""
+    target = _target(obs, policy)
+    if isinstance(target, Plan):
+        return target
+    if obs.pinned is not None or obs.serving is None:
+        why = "operator pin" if obs.pinned is not None else "nothing serves yet"
+        return Plan(Action.PROMOTE, target, f"{why}: version {target}")
+    held = _held(obs, policy, now, target)
+    return held or Plan(Action.PROMOTE, target, f"version {target} is {_relation(target, obs.serving)}")
+
+
+def _relation(target: int, serving: int) -> str:
+    return f"newer than serving {serving}" if target > serving else f"the latest (serving {serving})"
+
+
+def _target(obs: Observation, policy: Policy) -> int | Plan:
+    if obs.pinned is not None:
+        return _pinned_target(obs)
+    if policy.versions == "pinned":
+        return Plan(
+            Action.IDLE, reason="policy 'pinned' and no version is pinned (tfs-agent pin MODEL VERSION)"
+        )
+    eligible = sorted(v for v in obs.available if v not in obs.quarantined)
+    if policy.versions == "newer" and obs.serving is not None:
+        eligible = [v for v in eligible if v > obs.serving]
+    if not eligible:
+        skipped = sorted(v for v in obs.available if v in obs.quarantined)
+        note = f" (quarantined: {', '.join(map(str, skipped))})" if skipped else ""
+        return Plan(Action.IDLE, reason=f"no eligible version{note}")
+    best = eligible[-1]
+    if best == obs.serving:
+        return Plan(Action.IDLE, reason=f"version {best} serves and is the latest")
+    return best
+
+
+def _pinned_target(obs: Observation) -> int | Plan:
+    pin = obs.pinned
+    assert pin is not None
+    if pin == obs.serving:
+        return Plan(Action.IDLE, reason=f"pinned version {pin} serves")
+    if pin in obs.quarantined:
+        return Plan(
+            Action.IDLE,
+            reason=f"pinned version {pin} is quarantined ({obs.quarantined[pin]}); clear it to retry",
+        )
+    if pin not in obs.available:
+        return Plan(Action.IDLE, reason=f"pinned version {pin} is not complete in the bucket nor on disk")
+    return pin
+
+
+def _held(obs: Observation, policy: Policy, now: datetime, target: int) -> Plan | None:
+    if policy.window and not CronWindow(policy.window).contains(now):
+        return Plan(Action.WAIT, target, f"outside the promotion window '{policy.window}'")
+    if obs.last_promotion is not None and policy.min_interval:
+        ready_at = obs.last_promotion + policy.min_interval
+        if now < ready_at:
+            return Plan(Action.WAIT, target, f"min_interval {policy.min_interval} not elapsed", ready_at)
+    if policy.replace_below:
+        return _underperforming(obs, policy.replace_below, target)
+    return None
+
+
+def _underperforming(obs: Observation, thresholds: Mapping[str, float], target: int) -> Plan | None:
+    """The seed's performance policy: replace the serving version only once a metric is worse than its
+    threshold (accuracy below it, mae/rmse above it). Unmeasured metrics never block an update."""
+    if should_replace(obs.serving_metrics, thresholds):
+        return None
+    fine = ", ".join(f"{k}={obs.serving_metrics[k]:g} (threshold {v:g})" for k, v in thresholds.items())
+    return Plan(Action.WAIT, target, f"serving version still performs: {fine}")

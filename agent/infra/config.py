@@ -1,0 +1,265 @@
+"""The agent's configuration: pydantic models of the YAML file, and the only place that reads env vars.
+
+Unknown keys are errors that name the key (a typo must never be silently ignored), durations are written
+like ``30s``/``10m``/``1h30m``, and every field documents its unit, default and effect.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agent.core.cron import CronWindow
+from agent.core.errors import ConfigError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"90s"``, ``"10m"``, ``"1h30m"``, ``"250ms"`` or a number of seconds → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"duration must not be negative, got {value}")
+        return timedelta(seconds=value)
+    text = str(value).strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 1h30m or 250ms")
+    return timedelta(seconds=total)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServingSettings(_Strict):
+    """How to reach and drive the TF Serving process beside the agent."""
+
+    address: str = "localhost:8500"
+    """TF Serving's gRPC address (host:port or unix:/path)."""
+    model_config_file: Path = Path("/models/models.config")
+    """The ModelServerConfig file the agent owns; start TF Serving with --model_config_file=<this>."""
+    load_timeout: Duration = timedelta(seconds=600)
+    """How long a version may take to become AVAILABLE before the attempt counts as failed."""
+    rpc_timeout: Duration = timedelta(seconds=30)
+    """Deadline of a single status or predict RPC."""
+
+
+class HttpSettings(_Strict):
+    """The agent's own HTTP endpoint: /metrics /healthz /readyz /status and admin POSTs."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(9464, ge=0, le=65535)
+    """0 picks a free port (tests); the chosen port is logged."""
+    admin_token_file: Path | None = None
+    """File holding the bearer token for admin POSTs; without it every admin request is refused."""
+
+
+class ScheduleSettings(_Strict):
+    """When a model's source is polled: a fixed interval (with jitter) or a cron expression."""
+
+    interval: Duration | None = timedelta(seconds=30)
+    jitter: Duration = timedelta(0)
+    """Random delay up to this much added to each run, so many pods do not poll the bucket in lockstep."""
+    cron: str | None = None
+    """A crontab expression (5 fields); replaces ``interval`` when set."""
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleSettings:
+        if self.cron is not None:
+            CronWindow(self.cron)  # same five-field syntax; fail at load time, not at first run
+        if self.cron is None and self.interval is None:
+            raise ValueError("give either interval or cron")
+        if self.interval is not None and self.interval.total_seconds() <= 0:
+            raise ValueError("interval must be positive, e.g. 30s")
+        return self
+
+
+class PolicySettings(_Strict):
+    """Which versions go live and when (the seed's version, time-interval and performance policies)."""
+
+    versions: Literal["newer", "latest", "pinned"] = "newer"
+    """newer: only versions above the serving one; latest: the highest complete version, even a lower one
+    (after a bucket rollback); pinned: only the version an operator pinned."""
+    window: str | None = None
+    """Cron expression (5 fields); promotions happen only in a minute it matches, e.g. ``* 2-4 * * 1-5``."""
+    min_interval: Duration = timedelta(0)
+    """Least time between two promotions of this model."""
+    champion_tolerance: float | None = None
+    """A candidate's gated metric may trail the serving version's by at most this much (absolute)."""
+    replace_below: dict[str, float] | None = None
+    """Promote only when the serving version scores below these thresholds on the golden data
+    (e.g. ``{accuracy: 0.9}``); None promotes whenever a candidate passes."""
+    bake_time: Duration = timedelta(seconds=10)
+    """After a promotion, smoke-check the model for this long; a failure rolls back."""
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            CronWindow(value)  # raises ValueError naming the bad field
+        return value
+
+
+class CompletionSettings(_Strict):
+    """Parsed form of ``completion``: manifest | marker:<name> | quiet:<duration>."""
+
+    mode: Literal["manifest", "marker", "quiet"] = "manifest"
+    marker: str | None = None
+    quiet: timedelta | None = None
+
+
+def parse_completion(value: object) -> CompletionSettings:
+    if isinstance(value, CompletionSettings):
+        return value
+    text = str(value).strip()
+    if text == "manifest":
+        return CompletionSettings()
+    kind, _, arg = text.partition(":")
+    if kind == "marker" and arg and "/" not in arg:
+        return CompletionSettings(mode="marker", marker=arg)
+    if kind == "quiet" and arg:
+        return CompletionSettings(mode="quiet", quiet=parse_duration(arg))
+    raise ValueError(f"{text!r} is not a completion mode; write manifest, marker:_SUCCESS or quiet:120s")
+
+
+class ModelSettings(_Strict):
+    """One model the agent keeps up to date."""
+
+    name: str
+    source: str
+    """Bucket prefix holding integer version folders: gs://bucket/prefix or file:///abs/dir."""
+    local_path: Path
+    """The model's base_path on the volume shared with TF Serving (absolute)."""
+    schedule: ScheduleSettings = ScheduleSettings()
+    completion: Annotated[CompletionSettings, BeforeValidator(parse_completion)] = CompletionSettings()
+    golden: str | None = None
+    """Golden file URI (gs://, file:// or a path); without it the check is the load plus a smoke Predict."""
+    policy: PolicySettings = PolicySettings()
+    labels: tuple[str, ...] = ("stable",)
+    """Version labels moved to each promoted version (clients may ask for ``version_label: stable``)."""
+    keep_versions: int = Field(2, ge=1)
+    """Versions kept on disk: the serving one plus this many minus one for rollback."""
+    download_concurrency: int = Field(8, ge=1, le=64)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError(f"{value!r} is not a usable model name (letters, digits, _ . -)")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.startswith(("gs://", "file://")):
+            raise ValueError(f"{value!r}: source must start with gs:// or file://")
+        return value.rstrip("/")
+
+    @field_validator("local_path")
+    @classmethod
+    def _local(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"{value} must be an absolute path (TF Serving rejects relative base paths)")
+        return value
+
+
+class AgentSettings(_Strict):
+    """The whole agent config file."""
+
+    serving: ServingSettings = ServingSettings()
+    state_dir: Path = Path("/models/.tfs-agent")
+    http: HttpSettings = HttpSettings()
+    candidate_suffix: str = "__candidate"
+    """The shadow model's name is ``<model><suffix>`` while a candidate is validated."""
+    log_format: Literal["text", "json"] = "text"
+    models: tuple[ModelSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> AgentSettings:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        paths = [m.local_path for m in self.models]
+        if len(set(paths)) != len(paths):
+            raise ValueError("two models share a local_path; give each its own directory")
+        return self
+
+    def model(self, name: str) -> ModelSettings:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ConfigError(f"no model named {name!r} in the config (known: {', '.join(self.model_names)})")
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+
+def _describe(err: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid configuration"]
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key; check its spelling against the documented keys")
+        else:
+            lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def settings_from_mapping(data: Mapping[str, Any], origin: str = "config") -> AgentSettings:
+    """Validate a parsed config; raise ConfigError naming each bad key."""
+    try:
+        return AgentSettings.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(_describe(err, origin)) from err
+
+
+def load_settings(path: Path) -> AgentSettings:
+    """Read and validate the YAML config at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return settings_from_mapping(data, str(path))
+
+
+ENV_PREFIX = "TFS_AGENT_"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Read ``TFS_AGENT_<name>``; env vars are read here and in cli.py only."""
+    return os.environ.get(ENV_PREFIX + name, default)

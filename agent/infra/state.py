@@ -1,0 +1,120 @@
+"""The agent's memory across restarts: one small JSON file, written atomically (temp + fsync + rename).
+
+It records what the agent has proven (the serving and rollback versions), what it refuses (quarantine with
+reasons), operator intent (pin), and the step of an in-flight promotion so a SIGKILL at any point is finished
+or undone by the next pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.core.errors import AgentError
+from agent.infra.files import write_atomic
+
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: last step begun.
+
+    Steps: ``load`` ({old, new} sent, waiting for AVAILABLE), ``switch`` (labels to new, old dropped),
+    ``bake`` (new serves all traffic, being watched), ``rollback`` (going back to ``previous``).
+    """
+
+    version: int
+    previous: int | None
+    step: str
+    started: float
+
+
+@dataclass
+class ModelRecord:
+    """What the agent knows about one model."""
+
+    serving: int | None = None
+    previous: int | None = None
+    quarantined: dict[int, str] = field(default_factory=dict)
+    pinned: int | None = None
+    pending: Pending | None = None
+    last_promotion: float | None = None
+    last_poll: float | None = None
+    last_poll_ok: float | None = None
+    last_error: str | None = None
+    serving_metrics: dict[str, float] = field(default_factory=dict)
+    last_verdict: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["quarantined"] = {str(k): v for k, v in self.quarantined.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelRecord:
+        data = dict(data)
+        data["quarantined"] = {int(k): str(v) for k, v in data.get("quarantined", {}).items()}
+        pending = data.get("pending")
+        data["pending"] = Pending(**pending) if pending else None
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class StateStore:
+    """Loads and saves every model's record; one lock, so concurrent passes never interleave writes."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "state.json"
+        self._lock = threading.RLock()
+        self._models: dict[str, ModelRecord] = {}
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as err:
+            raise AgentError(
+                f"state file {self.path} is unreadable ({err}); move it aside to start from the bucket again"
+            ) from err
+        if raw.get("format") != STATE_FORMAT:
+            raise AgentError(
+                f"state file {self.path} has format {raw.get('format')!r}, expected {STATE_FORMAT}"
+            )
+        self._models = {name: ModelRecord.from_json(rec) for name, rec in raw.get("models", {}).items()}
+
+    def get(self, model: str) -> ModelRecord:
+        with self._lock:
+            return self._models.setdefault(model, ModelRecord())
+
+    @contextmanager
+    def update(self, model: str) -> Iterator[ModelRecord]:
+        """Mutate a copy of a model's record; it replaces the record and is persisted only when the block ends
+        without error, so a failed step leaves neither memory nor disk half-changed."""
+        with self._lock:
+            before = self.get(model)
+            record = copy.deepcopy(before)
+            yield record
+            self._models[model] = record
+            try:
+                self.save()
+            except BaseException:
+                self._models[model] = before  # memory never runs ahead of the file
+                raise
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {name: rec.to_json() for name, rec in self._models.items()}
+
+    def save(self) -> None:
+        with self._lock:
+            payload = {"format": STATE_FORMAT, "models": self.snapshot()}
+            write_atomic(self.path, json.dumps(payload, indent=2, sort_keys=True).encode())

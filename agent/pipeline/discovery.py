@@ -1,0 +1,177 @@
+"""Which versions in the bucket are complete: the answer to TF Serving loading half-uploaded versions.
+
+TF Serving treats a version as present as soon as any object exists under ``N/`` (TFSERVING.md B3); the agent
+only offers a version once its completion signal is there (ARCHITECTURE.md, completion contract):
+
+- ``manifest`` (default): ``N/tfs-agent-manifest.json``, written last by ``tfs-agent publish``;
+- ``marker:<name>``: the marker object exists; the manifest is synthesized from the listing;
+- ``quiet:<duration>``: the version's listing has not changed for that long; synthesized likewise.
+
+Polling must stay cheap however large the bucket grows (the naive polling TF Serving does costs a listing of
+every object, every second): an idle poll is ONE delimited listing. A version's manifest is read (or its
+objects listed) only until it is seen complete or invalid; both outcomes are cached and, as in TF Serving
+(B6), a version is never re-judged — a fix must come as a new version number.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from agent.adapters.sources.base import ModelSource, ObjectInfo, ObjectNotFoundError
+from agent.core.domain import MANIFEST_NAME, FileEntry, Manifest
+from agent.core.errors import ConfigError, ManifestError, StagingError
+from agent.core.manifest import check_layout, parse_manifest
+from agent.infra.clock import Clock, SystemClock
+from agent.infra.config import CompletionSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    """One poll's view of the bucket: every version folder present is in exactly one of the three."""
+
+    complete: Mapping[int, Manifest] = field(default_factory=lambda: MappingProxyType({}))
+    incomplete: frozenset[int] = frozenset()
+    invalid: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Version → reason (bad manifest, hostile object name, ...): the candidate fails, and stays failed."""
+
+    @property
+    def newest_complete(self) -> int | None:
+        return max(self.complete, default=None)
+
+
+@dataclass(frozen=True)
+class _Quiet:
+    fingerprint: tuple[tuple[str, int, str | None, float | None], ...]
+    since: float
+
+
+class Discovery:
+    """Per-model discovery with the completion mode of its settings; call ``poll()`` once per pass."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        completion: CompletionSettings,
+        *,
+        clock: Clock | None = None,
+        model: str | None = None,
+    ) -> None:
+        """``model`` is the configured name; a manifest may carry it or the source folder's name (publish's
+        default). ``clock.time()`` gives epoch seconds, compared with object update times in quiet mode."""
+        if completion.mode == "marker" and not completion.marker:
+            raise ConfigError("completion marker mode needs a marker name, e.g. marker:_SUCCESS")
+        if completion.mode == "quiet" and completion.quiet is None:
+            raise ConfigError("completion quiet mode needs a duration, e.g. quiet:120s")
+        folder = source.uri.rstrip("/").rsplit("/", 1)[-1]
+        self._source, self._completion, self._clock = source, completion, clock or SystemClock()
+        self._model = model or folder
+        self._names = frozenset({self._model, folder})
+        self._quiet_seconds = completion.quiet.total_seconds() if completion.quiet else 0.0
+        self._complete: dict[int, Manifest] = {}
+        self._invalid: dict[int, str] = {}
+        self._quiet: dict[int, _Quiet] = {}
+
+    def poll(self) -> DiscoveryResult:
+        """List the bucket once and judge versions not judged before; SourceError if it is unreadable."""
+        present = self._source.list_versions()
+        self._forget(present)
+        incomplete: set[int] = set()
+        for version in sorted(present - self._complete.keys() - self._invalid.keys()):
+            try:
+                manifest = self._judge(version)
+            except (ManifestError, StagingError) as err:
+                log.warning("version %s of %s is invalid: %s", version, self._model, err.reason)
+                self._invalid[version] = err.reason
+                continue
+            if manifest is None:
+                incomplete.add(version)
+            else:
+                self._complete[version] = manifest
+        return DiscoveryResult(
+            complete=MappingProxyType(dict(self._complete)),
+            incomplete=frozenset(incomplete),
+            invalid=MappingProxyType(dict(self._invalid)),
+        )
+
+    def _forget(self, present: frozenset[int]) -> None:
+        """A version that left the bucket is judged afresh if it comes back (re-uploaded)."""
+        for cache in (self._complete, self._invalid, self._quiet):
+            for version in cache.keys() - present:
+                del cache[version]
+
+    def _judge(self, version: int) -> Manifest | None:
+        mode = self._completion.mode
+        if mode == "manifest":
+            return self._read_manifest(version)
+        objects = [o for o in self._source.list_objects(version) if not o.name.endswith("/")]
+        if mode == "marker":
+            marker = self._completion.marker
+            if not any(o.name == marker for o in objects):
+                return None
+            return self._synthesize(version, [o for o in objects if o.name != marker])
+        return self._synthesize(version, objects) if self._is_quiet(version, objects) else None
+
+    def _read_manifest(self, version: int) -> Manifest | None:
+        where = f"{self._source.uri}/{version}/{MANIFEST_NAME}"
+        try:
+            data = self._source.read_bytes(version, MANIFEST_NAME)
+        except ObjectNotFoundError:
+            return None
+        manifest = parse_manifest(data, origin=where)
+        if manifest.version != version:
+            raise ManifestError(f"{where}: says version {manifest.version} but sits in folder {version}")
+        if manifest.model not in self._names:
+            raise ManifestError(
+                f"{where}: is for model {manifest.model!r}, not {self._model!r}; "
+                f"publish with --model {self._model}"
+            )
+        return manifest
+
+    def _is_quiet(self, version: int, objects: Sequence[ObjectInfo]) -> bool:
+        """Quiet once the listing is unchanged for the duration. On first sight the newest update time counts
+        as the start (so a restart does not wait again); after a change, only this observation does."""
+        if not objects:
+            return False
+        now = self._clock.time()
+        fingerprint = tuple(sorted((o.name, o.size, o.crc32c, o.updated) for o in objects))
+        seen = self._quiet.get(version)
+        if seen is None:
+            times = [o.updated for o in objects]
+            since = min(now, max(t for t in times if t is not None)) if None not in times else now
+            seen = self._quiet[version] = _Quiet(fingerprint, since)
+        elif seen.fingerprint != fingerprint:
+            seen = self._quiet[version] = _Quiet(fingerprint, now)
+        return now - seen.since >= self._quiet_seconds
+
+    def _synthesize(self, version: int, objects: Sequence[ObjectInfo]) -> Manifest:
+        """A manifest from the listing (sizes and crc32c), for buckets that carry none."""
+        where = f"{self._source.uri}/{version}/"
+        files = tuple(
+            _entry(o, where) for o in sorted(objects, key=lambda o: o.name) if o.name != MANIFEST_NAME
+        )
+        if not files:
+            raise ManifestError(f"{where}: the version holds no files besides its completion marker")
+        check_layout(files, origin=where)
+        updated = [o.updated for o in objects if o.updated is not None]
+        created = datetime.fromtimestamp(max(updated), UTC).isoformat() if updated else ""
+        return Manifest(
+            model=self._model,
+            version=version,
+            files=files,
+            created=created,
+            creator=f"tfs-agent discovery ({self._completion.mode})",
+        )
+
+
+def _entry(info: ObjectInfo, where: str) -> FileEntry:
+    if info.crc32c is None:
+        raise ManifestError(
+            f"{where}{info.name}: the source reports no crc32c, so the copy could not be checked"
+        )
+    return FileEntry(path=info.name, size=info.size, crc32c=info.crc32c)

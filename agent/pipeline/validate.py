@@ -1,0 +1,167 @@
+"""Validate a candidate inside the serving runtime: load it as a shadow model, ask it the golden questions.
+
+The candidate is added to TF Serving as ``<model>__candidate`` with ``specific {N}``, so clients asking the
+real name (or "latest") never reach it, and it runs on the exact server build that would serve it. Whatever
+happens the shadow is dropped again. A verdict is "not ok" for anything the candidate (or its golden file) is
+to blame for — load failure or timeout, a rejected Predict, mismatching outputs, failed gates; only
+ServingUnavailableError propagates, because an unreachable server says nothing about the candidate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from agent.adapters.tfserving.base import ServingControl, Signature, Tensors
+from agent.adapters.tfserving.tensors import golden_inputs, zeros_for
+from agent.adapters.tfserving.wait import wait_for_versions, wait_unloaded
+from agent.core.checks import checks_for, compute_metrics, outputs_match, run_checks
+from agent.core.domain import CheckResult, ServedModel, Verdict
+from agent.core.errors import (
+    AgentError,
+    GoldenFileError,
+    LoadFailedError,
+    LoadTimeoutError,
+    ServingRejectedError,
+)
+from agent.core.golden import Golden
+from agent.infra.clock import Clock
+
+_CANDIDATE_FAULTS = (LoadFailedError, LoadTimeoutError, ServingRejectedError, GoldenFileError)
+
+
+def validate_candidate(
+    serving: ServingControl,
+    *,
+    model: str,
+    shadow_name: str,
+    base_path: Path | str,
+    version: int,
+    golden: Golden | None,
+    champion_version: int | None = None,
+    champion_tolerance: float | None = None,
+    load_timeout: float = 600.0,
+    clock: Clock | None = None,
+) -> Verdict:
+    """Load ``version`` from ``base_path`` as ``shadow_name``, check it, drop it; the Verdict says why not ok.
+
+    The champion (``champion_version`` of ``model``, through the real name) is scored on the same golden data
+    only when ``champion_tolerance`` asks for a comparison.
+    """
+    shadow = ServedModel(shadow_name, str(base_path), (version,))
+    try:
+        verdict = _validate(
+            serving, shadow, model, golden, champion_version, champion_tolerance, load_timeout, clock
+        )
+    except BaseException:
+        with contextlib.suppress(AgentError):  # the first error is the one worth reporting
+            serving.apply({shadow_name: None})
+        raise
+    serving.apply({shadow_name: None})
+    # The swap loads the version again beside the old one: free the shadow's memory first (ADR 2).
+    wait_unloaded(serving, shadow_name, timeout=min(load_timeout, 60.0), clock=clock)
+    return verdict
+
+
+def _validate(
+    serving: ServingControl,
+    shadow: ServedModel,
+    model: str,
+    golden: Golden | None,
+    champion_version: int | None,
+    champion_tolerance: float | None,
+    load_timeout: float,
+    clock: Clock | None,
+) -> Verdict:
+    version = shadow.versions[0]
+    checks = [_load(serving, shadow, load_timeout, clock)]
+    if not checks[0].ok:
+        return Verdict(version, False, tuple(checks))
+    try:
+        inputs = request_for(serving, shadow.name, version, golden)
+        outputs = _predict(serving, shadow.name, inputs, version, golden)
+    except _CANDIDATE_FAULTS as err:
+        return Verdict(version, False, (*checks, CheckResult("predict", False, err.reason)))
+    checks.append(CheckResult("predict", True, f"outputs {', '.join(sorted(outputs))}"))
+    if golden is None:
+        return Verdict(version, True, tuple(checks))
+    champion = None
+    if champion_version is not None and champion_tolerance is not None and golden.labels is not None:
+        champion = _score_champion(serving, model, champion_version, inputs, golden)
+    checks.extend(
+        run_checks(
+            outputs, golden, checks_for(golden, champion=champion, champion_tolerance=champion_tolerance)
+        )
+    )
+    return Verdict(
+        version, all(c.ok for c in checks), tuple(checks), compute_metrics(outputs, golden), champion or {}
+    )
+
+
+def _load(serving: ServingControl, shadow: ServedModel, timeout: float, clock: Clock | None) -> CheckResult:
+    try:
+        # B12 answers UNKNOWN for a new name whose versions are all END — which may be a previous shadow's
+        # unload, not this load. The version's own status below is the verdict either way.
+        with contextlib.suppress(LoadFailedError):
+            serving.apply({shadow.name: shadow})
+        wait_for_versions(serving, shadow.name, shadow.versions, timeout=timeout, clock=clock)
+    except (LoadFailedError, LoadTimeoutError, ServingRejectedError) as err:
+        return CheckResult("load", False, err.reason)
+    return CheckResult("load", True, f"version {shadow.versions[0]} AVAILABLE as {shadow.name}")
+
+
+def request_for(serving: ServingControl, name: str, version: int | None, golden: Golden | None) -> Tensors:
+    """The golden inputs as tensors, or without a golden file a smoke request built from the signature."""
+    signature_name = golden.signature_name if golden else "serving_default"
+    signature = serving.signature(name, version=version, signature_name=signature_name)
+    return golden_inputs(golden, signature) if golden else smoke_inputs(signature)
+
+
+def smoke_inputs(signature: Signature) -> Tensors:
+    """Zeros of each input's dtype and shape (a None dimension as 1): proves the model runs at all."""
+    return {name: zeros_for(spec) for name, spec in signature.inputs.items()}
+
+
+def _predict(
+    serving: ServingControl,
+    name: str,
+    inputs: Tensors,
+    version: int | None,
+    golden: Golden | None,
+    label: str | None = None,
+) -> Tensors:
+    signature_name = golden.signature_name if golden else "serving_default"
+    return serving.predict(name, inputs, version=version, label=label, signature_name=signature_name)
+
+
+def _score_champion(
+    serving: ServingControl, model: str, version: int, inputs: Tensors, golden: Golden
+) -> Mapping[str, float]:
+    """The serving version's metrics on the same golden data; empty when it cannot answer this request
+    (e.g. its signature changed), which the champion check reports instead of blocking on."""
+    try:
+        outputs = _predict(serving, model, inputs, version, golden)
+    except (ServingRejectedError, GoldenFileError):
+        return {}
+    return compute_metrics(outputs, golden)
+
+
+def probe_model(
+    serving: ServingControl, name: str, golden: Golden | None, *, label: str | None = None
+) -> str | None:
+    """One bake check through the real name (``label``, else the highest version): None when the model
+    answers (and matches ``expected`` when the golden file has it), else what went wrong.
+
+    ServingUnavailableError propagates: whether an unreachable server is the new version's fault is the
+    caller's call.
+    """
+    try:
+        inputs = request_for(serving, name, None, golden)
+        outputs = _predict(serving, name, inputs, None, golden, label=label)
+    except _CANDIDATE_FAULTS as err:
+        return err.reason
+    if golden is not None and golden.expected is not None:
+        result = outputs_match(outputs, golden)
+        return None if result.ok else f"{result.name}: {result.detail}"
+    return None
