@@ -4,8 +4,10 @@
     ├── ConfigError                 bad YAML, unknown key, bad duration — names the key and the fix
     ├── SourceError                 the bucket (file:// or gs://)
     │   ├── TransientSourceError    5xx, timeouts, resets — retried with backoff
-    │   └── PermanentSourceError    404, 403 — fails the candidate
-    │       └── ObjectNotFoundError (sources/base.py) a missing manifest means "not complete yet"
+    │   │   └── RateLimitedError    429: more mutations of one object than the store allows (GCS ~1/s)
+    │   ├── PermanentSourceError    404, 403 — fails the candidate
+    │   │   └── ObjectNotFoundError (sources/base.py) a missing manifest means "not complete yet"
+    │   └── PreconditionFailed      412: a compare-and-swap write lost the race (RecordStore)
     ├── ManifestError               manifest missing, unparsable, or disagreeing with the bucket
     ├── StagingError                getting a version onto the volume
     │   ├── UnsafePathError         an object name that would escape the staging dir
@@ -16,6 +18,7 @@
     │   ├── ServingRejectedError    ReloadConfig/Predict refused the request (INVALID_ARGUMENT, ...)
     │   ├── LoadFailedError         a version went to END with an error
     │   └── LoadTimeoutError        a version did not become AVAILABLE before the deadline
+    ├── FleetRecordError            a fleet record (agent/fleet) that does not parse: names the object
     ├── GoldenFileError             the golden file does not parse or does not fit the model
     ├── ValidationFailedError       the candidate's outputs or metrics fail the golden checks
     ├── PublishError                (publish.py) SRC_DIR is no SavedModel, or the version exists already
@@ -65,8 +68,22 @@ class TransientSourceError(SourceError):
     retryable = True
 
 
+class RateLimitedError(TransientSourceError):
+    """429: the store refused a request rate (GCS allows about one mutation per object per second)."""
+
+
 class PermanentSourceError(SourceError):
     """A failure that will not go away by retrying: object missing, access denied."""
+
+
+class PreconditionFailed(SourceError):  # noqa: N818  (HTTP 412's own name; a lost race, not a fault)
+    """A compare-and-swap write lost: the object changed (or exists, for a create-only write) since it was
+    read. The caller re-reads and re-decides; retrying the same write blindly would undo the winner's."""
+
+
+class FleetRecordError(AgentError):
+    """A fleet record does not parse (hand-edited, truncated, a newer format); the message names the
+    object. Nothing overwrites it except a compare-and-swap on the generation that was read."""
 
 
 class ManifestError(AgentError):

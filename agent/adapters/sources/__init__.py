@@ -1,24 +1,40 @@
 """Pick the adapter for a URI: the only place that knows which schemes exist.
 
-``open_source`` (read side, the agent), ``open_sink`` (write side, ``tfs-agent publish``) and ``read_uri``
-(one small file such as a golden file, given as gs://, file:// or a plain path). The GCS library is imported
-only when a gs:// URI is used, so a file:// deployment never pays for it.
+``open_source`` (read side, the agent), ``open_sink`` (write side, ``tfs-agent publish``),
+``open_record_store`` (the fleet's compare-and-swap records) and ``read_uri`` (one small file such as a
+golden file, given as gs://, file:// or a plain path). The GCS library is imported only when a gs://
+URI is used, so a file:// deployment never pays for it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from agent.adapters.sources.base import ModelSink, ModelSource, ObjectInfo, ObjectNotFoundError
+from agent.adapters.sources.base import (
+    CREATE_ONLY,
+    ModelSink,
+    ModelSource,
+    ObjectInfo,
+    ObjectNotFoundError,
+    Record,
+    RecordInfo,
+    RecordStore,
+)
 from agent.adapters.sources.local import LocalSink, LocalSource, path_from_file_uri, read_local_file
+from agent.adapters.sources.local_records import LocalRecordStore
 from agent.adapters.sources.retrying import retry_policy
 from agent.core.errors import ConfigError
 
 __all__ = [
+    "CREATE_ONLY",
     "ModelSink",
     "ModelSource",
     "ObjectInfo",
     "ObjectNotFoundError",
+    "Record",
+    "RecordInfo",
+    "RecordStore",
+    "open_record_store",
     "open_sink",
     "open_source",
     "read_uri",
@@ -50,6 +66,17 @@ def open_sink(uri: str) -> ModelSink:
     if "://" not in uri:
         return LocalSink(Path(uri).absolute())
     raise ConfigError(f"{uri!r}: unsupported destination; write {_SCHEMES}")
+
+
+def open_record_store(uri: str) -> RecordStore:
+    """The ``RecordStore`` rooted at ``uri`` (for the fleet: ``<model source>/_fleet/<fleet name>``)."""
+    if uri.startswith("gs://"):
+        from agent.adapters.sources.gcs_records import GcsRecordStore
+
+        return GcsRecordStore(uri)
+    if uri.startswith("file://"):
+        return LocalRecordStore.from_uri(uri)
+    raise ConfigError(f"{uri!r}: unsupported record store; write {_SCHEMES}")
 
 
 def read_uri(uri: str) -> bytes:

@@ -3,15 +3,18 @@
 A bucket is a prefix holding integer version folders (``<prefix>/<N>/...``) as TF Serving expects. Every
 adapter (``local.py`` for file://, ``gcs.py`` for gs://) implements ``ModelSource`` and maps its library's
 errors to ``TransientSourceError`` / ``PermanentSourceError`` in exactly one place. ``ModelSink`` is the
-writer side that ``tfs-agent publish`` uses; the agent itself never writes to a bucket.
+writer side that ``tfs-agent publish`` uses. ``RecordStore`` is the one place the agent itself writes to a
+bucket: small fleet records (agent/fleet) under ``<source>/_fleet/<fleet>/``, every write a compare-and-swap
+on the store's own generation (docs/fleet.md, ADR 7).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
 from agent.core.errors import PermanentSourceError
 
@@ -84,4 +87,76 @@ class ModelSink(Protocol):
 
     def delete(self, name: str) -> None:
         """Remove the object ``name`` if it exists."""
+        ...
+
+
+class _CreateOnly(Enum):
+    CREATE_ONLY = "create-only"
+
+
+CREATE_ONLY: Final = _CreateOnly.CREATE_ONLY
+"""``RecordStore.write(..., expect=CREATE_ONLY)``: succeed only if the object does not exist (GCS
+``ifGenerationMatch=0``, S3/Azure ``If-None-Match: *``)."""
+
+Expect = str | Literal[_CreateOnly.CREATE_ONLY]
+"""What a conditional write expects to replace: the token read with the object, or CREATE_ONLY."""
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """One record as a listing shows it: no bytes, but its token and the store's own update time."""
+
+    name: str
+    """Relative to the store's root, '/'-separated (``slots/0.json``)."""
+    token: str
+    """Opaque version token: the GCS generation, an S3/Azure ETag, a file's inode+mtime. Changes on every
+    write; pass it back as ``expect`` to overwrite exactly what was read."""
+    updated: float
+    """When the store last wrote the object, epoch seconds by the *store's* clock (GCS ``updated``, S3
+    ``LastModified``, file mtime): pods compare these with each other, never with their own clocks."""
+
+
+@dataclass(frozen=True)
+class Record(RecordInfo):
+    """One record with its bytes, read together (the bytes belong to exactly ``token``)."""
+
+    data: bytes = b""
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """Small records under one prefix, written only by compare-and-swap (docs/fleet.md).
+
+    Contract every adapter keeps (tests/integration/test_record_stores.py runs it against each):
+    - ``write`` with ``expect=token`` succeeds only if the object's current token is ``token``; with
+      ``expect=CREATE_ONLY`` only if the object does not exist. Otherwise it raises ``PreconditionFailed``
+      and changes nothing. There is no unconditional write.
+    - A store may refuse too many mutations of one object (GCS: about one per second) with
+      ``RateLimitedError`` (a ``TransientSourceError``): back off, re-read, re-decide.
+    - ``delete`` is best-effort: conditional where the store checks it, but fake-gcs-server ignores the
+      precondition, so the protocol deletes only what is safe to lose (a long-dead pod's ledger entry) and
+      releases a slot by overwriting it (a conditional write), never by deleting it.
+    - Library errors map to the agent's ``SourceError`` tree in one place, as for ``ModelSource``.
+    """
+
+    @property
+    def uri(self) -> str:
+        """The root this store writes under, e.g. ``gs://bucket/models/m/_fleet/prod``."""
+        ...
+
+    def read(self, name: str) -> Record | None:
+        """The record and its token, or None if it does not exist."""
+        ...
+
+    def write(self, name: str, data: bytes, *, expect: Expect) -> str:
+        """Replace the record if it still is ``expect`` (or create it, for CREATE_ONLY); return the new
+        token. ``PreconditionFailed`` if it is not."""
+        ...
+
+    def list(self, prefix: str = "") -> tuple[RecordInfo, ...]:
+        """Every record whose name starts with ``prefix`` (recursive), sorted by name."""
+        ...
+
+    def delete(self, name: str, *, expect: str) -> None:
+        """Remove the record if it exists; conditional on ``expect`` only where the store enforces it."""
         ...

@@ -5,7 +5,7 @@ with ``STORAGE_EMULATOR_HOST`` set the library talks to that emulator anonymousl
 use the library; object downloads stream the JSON API media endpoint over the library's own authorized
 session in 1 MiB reads, because the library's download path reads 8 KiB at a time and is the bottleneck
 (see benchmarks/staging.py). Library retries are turned off: staging retries ``TransientSourceError`` itself,
-with one policy for every source. Every library error becomes a ``SourceError`` in ``_mapped``, only there.
+with one policy for every source. Every library error becomes a ``SourceError`` in ``mapped``, only there.
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from google.cloud.storage import exceptions as storage_exceptions
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
-from agent.core.errors import ConfigError, PermanentSourceError, SourceError, TransientSourceError
+from agent.core.errors import (
+    ConfigError,
+    PermanentSourceError,
+    PreconditionFailed,
+    RateLimitedError,
+    SourceError,
+    TransientSourceError,
+)
 from agent.core.manifest import check_name, version_from_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
@@ -49,7 +56,7 @@ def split_gs_uri(uri: str) -> tuple[str, str]:
 
 def make_client() -> storage.Client:
     """A storage client with default credentials, or anonymous against ``STORAGE_EMULATOR_HOST``."""
-    with _mapped("creating the Google Cloud Storage client"):
+    with mapped("creating the Google Cloud Storage client"):
         client = storage.Client(project=None)
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
         client._http.mount("https://", adapter)
@@ -66,7 +73,7 @@ class GcsBucket:
 
     def prefixes(self, prefix: str) -> list[str]:
         """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 1000)."""
-        with _mapped(f"listing gs://{self.name}/{prefix}"):
+        with mapped(f"listing gs://{self.name}/{prefix}"):
             pages = self.client.list_blobs(
                 self.name, prefix=prefix, delimiter="/", fields="prefixes,nextPageToken", **self._opts()
             )
@@ -76,40 +83,40 @@ class GcsBucket:
 
     def objects(self, prefix: str) -> list[Any]:
         """Every object (blob) under ``prefix``, with name, size, crc32c and update time."""
-        with _mapped(f"listing gs://{self.name}/{prefix}"):
+        with mapped(f"listing gs://{self.name}/{prefix}"):
             fields = "items(name,size,crc32c,updated),nextPageToken"
             return list(self.client.list_blobs(self.name, prefix=prefix, fields=fields, **self._opts()))
 
     def download(self, name: str, dest: Path) -> str:
         """Stream the object to ``dest``; return the crc32c of the bytes written."""
         what = f"gs://{self.name}/{name}"
-        with _mapped(f"downloading {what}"), self._get(name, what) as response:
+        with mapped(f"downloading {what}"), self._get(name, what) as response:
             return write_chunks(response.raw.stream(CHUNK_SIZE, decode_content=False), dest)
 
     def read(self, name: str) -> bytes:
         """A small object's bytes."""
         what = f"gs://{self.name}/{name}"
-        with _mapped(f"reading {what}"), self._get(name, what) as response:
+        with mapped(f"reading {what}"), self._get(name, what) as response:
             return bytes(response.raw.read(decode_content=False))
 
     def upload(self, path: Path, name: str, on_bytes: Callable[[int], None] | None = None) -> None:
-        with _mapped(f"uploading {path} to gs://{self.name}/{name}"), path.open("rb") as handle:
+        with mapped(f"uploading {path} to gs://{self.name}/{name}"), path.open("rb") as handle:
             stream = handle if on_bytes is None else _CountingReader(handle, on_bytes)
             self._bucket.blob(name).upload_from_file(
                 stream, size=path.stat().st_size, checksum="crc32c", timeout=self._timeout
             )
 
     def write(self, name: str, data: bytes, content_type: str) -> None:
-        with _mapped(f"writing gs://{self.name}/{name}"):
+        with mapped(f"writing gs://{self.name}/{name}"):
             blob = self._bucket.blob(name)
             blob.upload_from_string(data, content_type=content_type, checksum="crc32c", timeout=self._timeout)
 
     def exists(self, name: str) -> bool:
-        with _mapped(f"checking gs://{self.name}/{name}"):
+        with mapped(f"checking gs://{self.name}/{name}"):
             return bool(self._bucket.blob(name).exists(timeout=self._timeout))
 
     def delete(self, name: str) -> None:
-        with _mapped(f"deleting gs://{self.name}/{name}"), suppress(api_exceptions.NotFound):
+        with mapped(f"deleting gs://{self.name}/{name}"), suppress(api_exceptions.NotFound):
             self._bucket.blob(name).delete(timeout=self._timeout)
 
     @contextmanager
@@ -233,14 +240,19 @@ def _status_error(status: int, what: str, detail: str = "") -> SourceError:
         return PermanentSourceError(
             f"{text}; grant the agent's identity roles/storage.objectViewer on the bucket"
         )
+    if status == 412:
+        return PreconditionFailed(f"{text} (the object changed since it was read)")
+    if status == 429:
+        return RateLimitedError(text)
     if status in _TRANSIENT_STATUS:
         return TransientSourceError(text)
     return PermanentSourceError(text)
 
 
 @contextmanager
-def _mapped(what: str) -> Iterator[None]:
-    """The one place google/requests/urllib3 errors become SourceErrors; local OSErrors pass through."""
+def mapped(what: str) -> Iterator[None]:
+    """The one place google/requests/urllib3 errors become SourceErrors (gcs.py and gcs_records.py);
+    local OSErrors pass through."""
     try:
         yield
     except SourceError:
