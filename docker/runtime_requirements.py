@@ -6,10 +6,14 @@ TensorFlow's few ``*_pb2.py`` files itself (extract_protos.py); every other depe
 from this list.
 
 Usage: ``python runtime_requirements.py pyproject.toml > requirements.txt``
+
+``--pins REPORT`` prints ``name==version`` for every package of a ``pip install --dry-run --report REPORT``
+resolution, sorted: how docker/constraints.txt is refreshed (its header has the commands).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tomllib
@@ -29,7 +33,17 @@ def runtime_requirements(pyproject: Path) -> list[str]:
     return [req for req in project["dependencies"] if _name(req) not in WITHOUT_DEPS]
 
 
+def pins(report: Path) -> list[str]:
+    """``name==version`` of every package a pip installation report would install, sorted by name."""
+    installs = json.loads(report.read_text(encoding="utf-8"))["install"]
+    found = {_name(item["metadata"]["name"]): item["metadata"]["version"] for item in installs}
+    return [f"{name}=={found[name]}" for name in sorted(found)]
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "--pins":
+        print("\n".join(pins(Path(argv[2]))))
+        return 0
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
