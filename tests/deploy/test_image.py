@@ -8,6 +8,7 @@ protos importing from a proto-only ``tensorflow`` package laid down by extract_p
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
+from packaging.requirements import Requirement
 
 from tests.deploy.conftest import DOCKER, ROOT
 
@@ -94,3 +97,59 @@ def test_dockerfile_copies_only_what_the_dockerignore_lets_in() -> None:
     for source in sources:
         assert (ROOT / source).exists(), source
         assert source.rstrip("/") in allowed, f"{source} is excluded from the build context"
+
+
+def _constraints() -> dict[str, str]:
+    lines = (DOCKER / "constraints.txt").read_text().splitlines()
+    pins = [line.split("==") for line in lines if line.strip() and not line.startswith("#")]
+    assert all(len(pin) == 2 for pin in pins), "every line of docker/constraints.txt is name==version"
+    return {runtime_requirements._name(name): version for name, version in pins}
+
+
+def test_constraints_pin_every_runtime_requirement_inside_its_range() -> None:
+    """docker/constraints.txt pins each runtime dependency to a version pyproject.toml's range allows."""
+    pins = _constraints()
+    for requirement in map(Requirement, runtime_requirements.runtime_requirements(ROOT / "pyproject.toml")):
+        name = runtime_requirements._name(requirement.name)
+        assert name in pins, f"{name} is not pinned in docker/constraints.txt"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (name, pins[name])
+    assert "tensorflow-serving-api" not in pins, "installed --no-deps at TFS_VERSION instead"
+    assert not any(name.startswith("tensorflow") for name in pins)
+
+
+def test_image_build_installs_with_the_constraints() -> None:
+    """The Dockerfile installs the runtime requirements with -c docker/constraints.txt."""
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert re.search(r"pip install -r /tmp/requirements\.txt -c docker/constraints\.txt", dockerfile)
+
+
+def test_pins_lists_a_pip_report_sorted(tmp_path: Path) -> None:
+    """runtime_requirements --pins turns a pip installation report into sorted, normalised name==version."""
+    report = tmp_path / "report.json"
+    installs = [{"metadata": {"name": n, "version": v}} for n, v in [("PyYAML", "6.0.4"), ("click", "8.5.1")]]
+    report.write_text(json.dumps({"install": installs}))
+    assert runtime_requirements.pins(report) == ["click==8.5.1", "pyyaml==6.0.4"]
+
+
+def _dockerfile_arg(name: str) -> str:
+    match = re.search(rf"^ARG {name}=(\S+)$", (DOCKER / "Dockerfile").read_text(), re.MULTILINE)
+    assert match, name
+    return match.group(1)
+
+
+def test_tf_serving_image_and_protos_are_the_same_release() -> None:
+    """TFS_VERSION (the protos) equals the tensorflow/serving tag in k8s/base and in compose."""
+    deployment = next(yaml.safe_load_all((ROOT / "k8s" / "base" / "deployment.yaml").read_text()))
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    images = [c["image"] for c in containers if c["name"] == "tensorflow-serving"]
+    images.append(compose["tfserving"]["image"])
+    assert {image.rpartition(":")[2] for image in images} == {_dockerfile_arg("TFS_VERSION")}
+
+
+def test_final_stage_has_no_installer() -> None:
+    """The final stage uninstalls the base image's pip (python:slim ships it) and ensurepip's copies."""
+    final = (DOCKER / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
+    assert re.search(r"python -m pip uninstall --yes pip setuptools wheel", final)
+    assert "ensurepip" in final
+    assert "TF_WHEEL=tensorflow" in (ROOT / "docs" / "deploying.md").read_text()
