@@ -10,6 +10,7 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from kubernetes_validate.utils import latest_version  # type: ignore[import-untyped]
 
 from agent.infra.config import AgentSettings, load_settings, settings_from_mapping
 from tests.deploy.conftest import (
@@ -57,13 +58,15 @@ def _agent_config(resources: list[dict[str, Any]]) -> AgentSettings:
 
 
 # -- schema --
-def test_kustomize_output_is_schema_valid(rendered: list[dict[str, Any]]) -> None:
-    """Every built-in resource kustomize renders passes strict Kubernetes schema validation."""
+@pytest.mark.parametrize("version", [MIN_KUBERNETES, latest_version()])
+def test_kustomize_output_is_schema_valid(rendered: list[dict[str, Any]], version: str) -> None:
+    """Every built-in resource kustomize renders passes strict schema validation, on the oldest supported
+    Kubernetes and the newest the validator knows."""
     checked = set()
     for resource in rendered:
         if resource["kind"] in CRDS:
             continue
-        kubernetes_validate.validate(resource, MIN_KUBERNETES, strict=True)
+        kubernetes_validate.validate(resource, version, strict=True)
         checked.add(resource["kind"])
     assert {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount"} <= checked
 
