@@ -28,6 +28,9 @@ class ManualClock:
     def time(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.now
+
     def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
 

@@ -9,7 +9,7 @@ the serving version underperforms" predicate lives here too, so both use the sam
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -246,7 +246,3 @@ def should_replace(serving_metrics: Mapping[str, float], replace_below: Mapping[
     if any(name not in serving_metrics for name in replace_below):
         return True
     return any(worse_by(n, serving_metrics[n], limit) > 0 for n, limit in replace_below.items())
-
-
-def failed(results: Sequence[CheckResult]) -> list[CheckResult]:
-    return [r for r in results if not r.ok]

@@ -9,6 +9,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 MANIFEST_NAME = "tfs-agent-manifest.json"
 """Lives inside the version directory (``<base>/<N>/tfs-agent-manifest.json``) and is written last."""
@@ -78,9 +79,6 @@ class ServedModel:
     versions: tuple[int, ...]
     labels: tuple[tuple[str, int], ...] = ()
 
-    def with_labels(self, labels: Mapping[str, int]) -> ServedModel:
-        return ServedModel(self.name, self.base_path, self.versions, tuple(sorted(labels.items())))
-
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -105,3 +103,14 @@ class Verdict:
     def reason(self) -> str:
         failed = [f"{c.name}: {c.detail}" if c.detail else c.name for c in self.checks if not c.ok]
         return "; ".join(failed) if failed else "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        """As recorded in the state file's ``last_verdict`` (and shown by /status)."""
+        return {
+            "version": self.version,
+            "ok": self.ok,
+            "reason": self.reason,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "metrics": dict(self.metrics),
+            "champion_metrics": dict(self.champion_metrics),
+        }

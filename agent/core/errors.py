@@ -20,16 +20,18 @@
     │   └── LoadTimeoutError        a version did not become AVAILABLE before the deadline
     ├── FleetRecordError            a fleet record (agent/fleet) that does not parse: names the object
     ├── GoldenFileError             the golden file does not parse or does not fit the model
-    ├── ValidationFailedError       the candidate's outputs or metrics fail the golden checks
     ├── PublishError                (publish.py) SRC_DIR is no SavedModel, or the version exists already
     └── AdminClientError            (admin_client.py) the CLI could not talk to a running agent
         ├── AgentUnreachableError   connection refused: is the agent running?
         └── AdminRefusedError       the agent answered 4xx/5xx (e.g. 401 without the token)
 
 Adapters raise these ``from`` the library error; nothing above an adapter sees a grpc or google exception.
+The local volume's OSError is mapped here, once (``volume_error``), for every caller that writes to it.
 """
 
 from __future__ import annotations
+
+import errno
 
 _MAX_REASON = 500
 
@@ -136,5 +138,15 @@ class GoldenFileError(AgentError):
     """The golden file is malformed or does not fit the model's signature."""
 
 
-class ValidationFailedError(AgentError):
-    """The candidate's outputs or metrics failed the golden checks."""
+def volume_error(err: OSError, what: str = "") -> StagingError:
+    """An OSError from the local volume as the agent's error, naming the path and the fix.
+
+    A full volume (ENOSPC, EDQUOT) is a DiskSpaceError (retryable: pruning or a bigger volume fixes it), and
+    keeps the OS's own words; anything else (read-only, gone) is a StagingError."""
+    detail = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+    where = f"{what}: " if what else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskSpaceError(
+            f"{where}the local volume is full ({detail}); lower keep_versions or grow the volume"
+        )
+    return StagingError(f"{where}cannot write to the local volume ({detail})")

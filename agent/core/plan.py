@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from agent.core.checks import should_replace
 from agent.core.cron import CronWindow
@@ -54,6 +55,10 @@ class Plan:
     version: int | None = None
     reason: str = ""
     not_before: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As /status shows it (``last_plan``)."""
+        return {"action": self.action.value, "version": self.version, "reason": self.reason}
 
 
 def plan(obs: Observation, policy: Policy, now: datetime) -> Plan:

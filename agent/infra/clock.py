@@ -10,11 +10,15 @@ from typing import Protocol
 
 class Clock(Protocol):
     def time(self) -> float:
-        """Seconds since the epoch."""
+        """Seconds since the epoch: for timestamps (state file, metrics, policy windows), never deadlines."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start that never jump (NTP, DST): for deadlines and durations."""
         ...
 
     def sleep(self, seconds: float) -> None:
-        """Wait, unless the agent is stopping (then return early)."""
+        """Wait ``seconds``; raises Stopping if the agent is asked to stop meanwhile (abandon the step)."""
         ...
 
 
@@ -33,6 +37,9 @@ class SystemClock:
 
     def time(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
         if self.stop.wait(max(0.0, seconds)):

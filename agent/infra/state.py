@@ -8,6 +8,7 @@ or undone by the next pass.
 from __future__ import annotations
 
 import copy
+import enum
 import json
 import threading
 from collections.abc import Iterator
@@ -22,18 +23,33 @@ from agent.infra.files import write_atomic
 STATE_FORMAT = 1
 
 
+class Step(enum.StrEnum):
+    """The last step of a promotion begun (agent/pipeline/promotion.py owns the transitions between them).
+
+    Stored as its value, so state files written before the steps were typed load unchanged."""
+
+    LOAD = "load"
+    """{old, new} sent, waiting for new to be AVAILABLE."""
+    SWITCH = "switch"
+    """Labels to new, old dropped."""
+    BAKE = "bake"
+    """New serves all traffic, being watched."""
+    ROLLBACK = "rollback"
+    """Going back to ``previous``."""
+
+
 @dataclass(frozen=True)
 class Pending:
-    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: last step begun.
-
-    Steps: ``load`` ({old, new} sent, waiting for AVAILABLE), ``switch`` (labels to new, old dropped),
-    ``bake`` (new serves all traffic, being watched), ``rollback`` (going back to ``previous``).
-    """
+    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: last step begun."""
 
     version: int
     previous: int | None
-    step: str
+    step: Step
     started: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.step, Step):  # a string from the state file
+            object.__setattr__(self, "step", Step(self.step))
 
 
 @dataclass
@@ -89,7 +105,13 @@ class StateStore:
             raise AgentError(
                 f"state file {self.path} has format {raw.get('format')!r}, expected {STATE_FORMAT}"
             )
-        self._models = {name: ModelRecord.from_json(rec) for name, rec in raw.get("models", {}).items()}
+        try:
+            self._models = {name: ModelRecord.from_json(rec) for name, rec in raw.get("models", {}).items()}
+        except (TypeError, ValueError, AttributeError) as err:
+            raise AgentError(
+                f"state file {self.path} has a record that does not parse ({err}); move it aside to start "
+                "from the bucket again"
+            ) from err
 
     def get(self, model: str) -> ModelRecord:
         with self._lock:

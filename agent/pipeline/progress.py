@@ -21,14 +21,14 @@ class DownloadProgress:
         self.done = 0
         self.files = 0
         self.count = len(manifest.files)
-        self.next_at = clock.time() + every
+        self.next_at = clock.monotonic() + every
         self.lock = threading.Lock()
 
     def __call__(self, path: str, size: int) -> None:
         with self.lock:
             self.done += size
             self.files += 1
-            now = self.clock.time()
+            now = self.clock.monotonic()
             if now < self.next_at or self.files == self.count:
                 return
             self.next_at = now + self.every

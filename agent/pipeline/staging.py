@@ -14,7 +14,6 @@ unsafe object name) fail the candidate at once with a reason naming the object.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import secrets
@@ -37,8 +36,8 @@ from agent.core.errors import (
     ChecksumMismatchError,
     DiskSpaceError,
     ManifestError,
-    StagingError,
     UnsafePathError,
+    volume_error,
 )
 from agent.core.manifest import (
     check_layout,
@@ -73,7 +72,6 @@ class StagedVersion:
     bytes: int
     download_seconds: float
     verify_seconds: float
-    commit_seconds: float
     reused: bool = False
 
 
@@ -103,10 +101,7 @@ def stage_version(
     if replace:
         problem = check_local(local_path, manifest.version, expected=manifest)
         if problem is None:
-            log.info("version %s already on the volume and verified: %s", manifest.version, final)
-            return StagedVersion(
-                manifest.version, final, 0, 0.0, time.monotonic() - started, 0.0, reused=True
-            )
+            return StagedVersion(manifest.version, final, 0, 0.0, time.monotonic() - started, reused=True)
         log.warning("replacing %s, which is not a verified copy: %s", final, problem)
     retry = retry if retry is not None else retry_policy()
     _check_listing(source, manifest, retry)
@@ -122,9 +117,9 @@ def stage_version(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("staged version %s (%d bytes) at %s", manifest.version, manifest.total_bytes, final)
-    seconds = (downloaded - checked, checked - started, time.monotonic() - downloaded)
-    return StagedVersion(manifest.version, final, manifest.total_bytes, *seconds)
+    return StagedVersion(
+        manifest.version, final, manifest.total_bytes, downloaded - checked, checked - started
+    )
 
 
 def _check_listing(source: ModelSource, manifest: Manifest, retry: Retry) -> None:
@@ -298,7 +293,6 @@ def clean_staging(local_path: Path) -> list[Path]:
         ):
             _guard_os(partial(shutil.rmtree, entry), f"removing {entry}")
             removed.append(entry)
-            log.info("removed leftover %s", entry)
     return removed
 
 
@@ -327,18 +321,15 @@ def prune_versions(local_path: Path, *, protect: Collection[int], keep: int) -> 
         aside = local_path / f"{REMOVING_PREFIX}{version}-{secrets.token_hex(4)}"
         _guard_os(partial(os.rename, folder, aside), f"removing {folder}")
         shutil.rmtree(aside, ignore_errors=True)
-        log.info("pruned version %s from %s", version, local_path)
     return removed
 
 
 def _guard_os(action: Callable[[], _T], what: str) -> _T:
-    """Local filesystem errors as StagingError (DiskSpaceError when the volume is full), naming the path."""
+    """Local filesystem errors as the agent's (``volume_error``), naming the path."""
     try:
         return action()
     except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskSpaceError(f"{what}: the volume is full; lower keep_versions or grow it") from err
-        raise StagingError(f"{what}: {err.strerror or err}") from err
+        raise volume_error(err, what) from err
 
 
 def _mib(size: int) -> str:

@@ -116,3 +116,12 @@ def write_warmup(version_dir: Path, golden: Golden) -> bool:
     )
     write_atomic(target, records)
     return True
+
+
+def try_warmup(version_dir: Path, golden: Golden) -> tuple[bool, str | None]:
+    """``write_warmup`` as a best effort: (written, why not). A model whose graph cannot be read fails its
+    load anyway, with a better message, so no error here stops the candidate."""
+    try:
+        return write_warmup(version_dir, golden), None
+    except Exception as err:
+        return False, str(err)

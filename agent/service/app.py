@@ -22,7 +22,7 @@ from agent.infra.config import AgentSettings, ModelSettings
 from agent.infra.logs import event
 from agent.infra.metrics import AgentMetrics
 from agent.infra.state import StateStore
-from agent.pipeline.reconciler import GoldenLoader, ModelReconciler, Outcome, PassResult
+from agent.pipeline.reconciler import GoldenLoader, ModelReconciler, PassResult
 from agent.pipeline.staging import clean_staging, verify_local
 
 log = logging.getLogger("tfs_agent")
@@ -101,9 +101,7 @@ class Agent:
                     model=m.name,
                     version=rec.serving,
                 )
-                with self.state.update(m.name) as record:
-                    record.serving = record.previous = None
-                    record.pending = None
+                self.reconcilers[m.name].promotion.forget()
                 continue
             models[m.name] = ServedModel(m.name, str(m.local_path), (rec.serving,))
         return models
@@ -113,7 +111,7 @@ class Agent:
         for m in self.settings.models:
             m.local_path.mkdir(parents=True, exist_ok=True)
             for leftover in clean_staging(m.local_path):
-                event(log, "removed leftover staging dir", model=m.name, path=leftover)
+                event(log, "removed leftover", model=m.name, path=leftover)
         models = self.startup_models()
         self.serving.reset(models.values())
         self.initial_config_written.set()
@@ -127,17 +125,7 @@ class Agent:
     # ---- passes ----------------
 
     def reconcile(self, model: str) -> PassResult:
-        result = self.reconcilers[model].reconcile()
-        if result.outcome is not Outcome.IDLE:
-            event(
-                log,
-                "pass",
-                model=model,
-                outcome=result.outcome.name.lower(),
-                version=result.version,
-                detail=result.detail,
-            )
-        return result
+        return self.reconcilers[model].reconcile()
 
     def run_once(self) -> list[PassResult]:
         return [self.reconcile(name) for name in self.reconcilers]
@@ -167,13 +155,13 @@ class Agent:
             raise UnknownModelError(model) from None
 
     def pin(self, model: str, version: int) -> dict[str, Any]:
-        return self._model(model).pin(version)
+        return self._model(model).operator.pin(version)
 
     def unpin(self, model: str) -> dict[str, Any]:
-        return self._model(model).unpin()
+        return self._model(model).operator.unpin()
 
     def rollback(self, model: str) -> dict[str, Any]:
-        return self._model(model).rollback()
+        return self._model(model).operator.rollback()
 
     def clear(self, model: str, version: int) -> dict[str, Any]:
-        return self._model(model).clear(version)
+        return self._model(model).operator.clear(version)

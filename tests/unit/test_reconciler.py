@@ -217,17 +217,17 @@ def test_pin_and_operator_rollback(world: World) -> None:
     for v in (1, 2):
         world.publish(v)
         world.reconciler.reconcile()
-    world.reconciler.pin(1)
+    world.reconciler.operator.pin(1)
     assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
     assert world.record.serving == 1
-    world.reconciler.unpin()
+    world.reconciler.operator.unpin()
     assert world.reconciler.reconcile().outcome is Outcome.PROMOTED  # newer policy: back to 2
-    answer = world.reconciler.rollback()
+    answer = world.reconciler.operator.rollback()
     assert answer == {"model": "m", "serving": 1, "quarantined": 2}
     assert world.record.quarantined[2] == "operator rollback"
     assert world.serving.configured()["m"].versions == (1,)
     assert world.reconciler.reconcile().outcome is Outcome.IDLE
-    world.reconciler.clear(2)
+    world.reconciler.operator.clear(2)
     assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
 
 
@@ -250,8 +250,8 @@ def test_crash_after_switch_is_finished(world: World) -> None:
     world.publish(1)
     world.reconciler.reconcile()
     world.publish(2)
-    world.reconciler.promoter.load_beside(2, 1)
-    world.reconciler.promoter.switch(2, 1)
+    world.reconciler.promotion.load_beside(2, 1)
+    world.reconciler.promotion.switch(2, 1)
     restarted = world.build()
     restarted.reconcile()
     assert (world.record.serving, world.record.previous, world.record.pending) == (2, 1, None)
@@ -262,7 +262,7 @@ def test_serving_restart_reconverges(world: World) -> None:
     """If TF Serving comes back without labels (start-up config), the next pass adds them once AVAILABLE."""
     world.publish(1)
     world.reconciler.reconcile()
-    world.serving.reset([world.reconciler.promoter.swap.served([1], None)])  # type: ignore[list-item]
+    world.serving.reset([world.reconciler.promotion.swap.served([1], None)])  # type: ignore[list-item]
     world.reconciler.reconcile()
     assert dict(world.serving.configured()["m"].labels) == {"stable": 1}
     assert world.serving.status("m")[0].state is VersionState.AVAILABLE
@@ -374,12 +374,12 @@ def test_bake_is_no_verdict_while_tf_serving_is_unreachable(world: World) -> Non
 
     world.publish(1)
     world.reconciler.reconcile()
-    promoter = world.reconciler.promoter
+    promotion = world.reconciler.promotion
     world.serving.unavailable = True
     with pytest.raises(ServingUnavailableError):
-        promoter.bake(1, 3, lambda: None)
-    promoter.clock = _Recovering(world.serving, world.clock.now)
-    assert promoter.bake(1, 3, lambda: None) is None
+        promotion.bake(1, 3, lambda: None)
+    promotion.clock = _Recovering(world.serving, world.clock.now)
+    assert promotion.bake(1, 3, lambda: None) is None
 
 
 def test_serving_down_mid_bake_finishes_later_instead_of_rolling_back(world: World) -> None:
@@ -391,7 +391,7 @@ def test_serving_down_mid_bake_finishes_later_instead_of_rolling_back(world: Wor
     def probe_then_outage() -> None:
         world.serving.unavailable = True
 
-    world.reconciler._bake = lambda version, golden: world.reconciler.promoter.bake(  # type: ignore[method-assign]
+    world.reconciler.candidate._bake = lambda version, golden: world.reconciler.promotion.bake(  # type: ignore[method-assign]
         version, 3, lambda: probe_then_outage()
     )
     assert world.reconciler.reconcile().outcome is Outcome.RETRY

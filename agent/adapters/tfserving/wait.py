@@ -42,7 +42,7 @@ def wait_for_versions(
     """
     clock = clock or SystemClock()
     wanted = sorted(set(versions))
-    deadline = clock.time() + timeout
+    deadline = clock.monotonic() + timeout
     last: Mapping[int, VersionStatus] = {}
     unreachable: ServingUnavailableError | None = None
     while True:
@@ -55,7 +55,7 @@ def wait_for_versions(
             _raise_if_ended(name, wanted, last)
             if all(v in last and last[v].state is VersionState.AVAILABLE for v in wanted):
                 return last
-        if clock.time() >= deadline:
+        if clock.monotonic() >= deadline:
             raise _timed_out(name, wanted, last, unreachable, timeout)
         clock.sleep(poll)
 
@@ -99,13 +99,13 @@ def wait_unloaded(
     unload's END in ReloadConfig (B12). An unreachable server or the deadline gives False: never fatal.
     """
     clock = clock or SystemClock()
-    deadline = clock.time() + timeout
+    deadline = clock.monotonic() + timeout
     while True:
         try:
             if all(s.state is VersionState.END for s in control.status(name)):
                 return True
         except ServingUnavailableError:
             return False
-        if clock.time() >= deadline:
+        if clock.monotonic() >= deadline:
             return False
         clock.sleep(poll)

@@ -1,0 +1,149 @@
+"""The act half of a pass: one candidate version staged, validated in a shadow, promoted, baked.
+
+Each stage's result goes to the Reporter; every state change of the promotion goes through Promotion. A
+failure the candidate is to blame for quarantines it; anything retryable propagates to the reconciler.
+"""
+
+from __future__ import annotations
+
+from agent.adapters.sources.base import ModelSource
+from agent.adapters.tfserving.base import ServingControl
+from agent.core.domain import Manifest, Verdict
+from agent.core.errors import AgentError, ServingUnavailableError, TransientSourceError
+from agent.core.golden import Golden
+from agent.infra.clock import Clock
+from agent.infra.config import ModelSettings
+from agent.infra.state import StateStore
+from agent.pipeline.progress import DownloadProgress
+from agent.pipeline.promotion import Promotion
+from agent.pipeline.report import Outcome, PassResult, Reporter
+from agent.pipeline.staging import prune_versions, stage_version, verify_local
+from agent.pipeline.validate import probe_model, validate_candidate
+from agent.pipeline.warmup import try_warmup
+
+
+class Candidate:
+    """The stages one candidate of one model goes through."""
+
+    def __init__(
+        self,
+        settings: ModelSettings,
+        *,
+        source: ModelSource,
+        serving: ServingControl,
+        state: StateStore,
+        clock: Clock,
+        promotion: Promotion,
+        reporter: Reporter,
+        load_timeout: float,
+        shadow: str,
+    ) -> None:
+        self.settings, self.name = settings, settings.name
+        self.source, self.serving, self.state, self.clock = source, serving, state, clock
+        self.promotion, self.reporter = promotion, reporter
+        self.load_timeout, self.shadow = load_timeout, shadow
+
+    def attempt(self, version: int, manifest: Manifest | None, golden: Golden | None) -> PassResult:
+        """Stage, validate, promote and bake ``version``; the result says how far it got and why."""
+        try:
+            self._stage(version, manifest, golden)
+        except AgentError as err:
+            if err.retryable:
+                raise
+            return self._reject(version, f"staging: {err.reason}", "quarantined")
+        verdict = self._validate(version, golden)
+        if not verdict.ok:
+            return self._reject(version, f"validation: {verdict.reason}", "rejected")
+        return self._promote(version, verdict, golden)
+
+    def _stage(self, version: int, manifest: Manifest | None, golden: Golden | None) -> None:
+        """Bring the version onto the volume, verified (a verified copy already there is reused)."""
+        if manifest is None:  # no longer complete in the bucket, e.g. a pinned older version
+            if not verify_local(self.settings.local_path, version):
+                where = self.source.uri
+                raise TransientSourceError(
+                    f"version {version} is neither complete in {where} nor intact on disk"
+                )
+        else:
+            progress = DownloadProgress(self.name, manifest, self.clock)
+            concurrency = self.settings.download_concurrency
+            try:
+                staged = stage_version(
+                    self.source,
+                    manifest,
+                    self.settings.local_path,
+                    concurrency=concurrency,
+                    progress=progress,
+                )
+            except AgentError as err:
+                self.reporter.download_failed(err)
+                raise
+            self.reporter.staged(staged)
+        if golden is not None:  # golden inputs as warmup records (docs/tfserving-behaviour.md#b22)
+            self.reporter.warmup(version, *try_warmup(self.settings.local_path / str(version), golden))
+
+    def _validate(self, version: int, golden: Golden | None) -> Verdict:
+        with self.reporter.stage("validate"):
+            verdict = validate_candidate(
+                self.serving,
+                model=self.name,
+                shadow_name=self.shadow,
+                base_path=self.settings.local_path,
+                version=version,
+                golden=golden,
+                champion_version=self.state.get(self.name).serving,
+                champion_tolerance=self.settings.policy.champion_tolerance,
+                load_timeout=self.load_timeout,
+                clock=self.clock,
+            )
+        with self.state.update(self.name) as rec:
+            rec.last_verdict = verdict.to_json()
+        self.reporter.validated(verdict)
+        return verdict
+
+    def _promote(self, version: int, verdict: Verdict, golden: Golden | None) -> PassResult:
+        old = self.state.get(self.name).serving
+        try:
+            with self.reporter.stage("load"):
+                self.promotion.load_beside(version, old)
+        except ServingUnavailableError:
+            # An unreachable server (restarting, say) tells nothing about the version: the pass is a retry and
+            # the next one undoes the step (recover) and tries the version again.
+            raise
+        except AgentError as err:
+            # A load failure is final in TF Serving (B6) and a timeout leaves a version nobody can trust:
+            # either way the config is already back on the old version; a fix comes as a new version.
+            return self._reject(version, f"load: {err.reason}", "quarantined")
+        with self.reporter.stage("promote"):
+            self.promotion.switch(version, old)
+        self.promotion.commit(version, old, verdict.metrics)
+        self.reporter.serving(version)
+        problem = self._bake(version, golden)
+        if problem:
+            self.reporter.bake_failed(version, old, problem)
+            self.promotion.roll_back(version, old, f"bake: {problem}")
+            self.reporter.rolled_back(version, old, "bake_failed")
+            return PassResult(self.name, Outcome.ROLLED_BACK, old, f"{version} failed its bake ({problem})")
+        self.promotion.done()
+        self.reporter.promoted(version, old, self.clock.time())
+        self._prune()
+        return PassResult(self.name, Outcome.PROMOTED, version, f"serving {version} (was {old})")
+
+    def _bake(self, version: int, golden: Golden | None) -> str | None:
+        seconds = self.settings.policy.bake_time.total_seconds()
+        label = self.settings.labels[0] if self.settings.labels else None
+        with self.reporter.stage("bake"):
+            return self.promotion.bake(
+                version, seconds, lambda: probe_model(self.serving, self.name, golden, label=label)
+            )
+
+    def _reject(self, version: int, reason: str, outcome: str) -> PassResult:
+        self.promotion.quarantine(version, reason)
+        self.reporter.rejected(version, reason, outcome)
+        return PassResult(self.name, Outcome.REJECTED, version, reason)
+
+    def _prune(self) -> None:
+        record = self.state.get(self.name)
+        protect = {v for v in (record.serving, record.previous, record.pinned) if v is not None}
+        removed = prune_versions(self.settings.local_path, protect=protect, keep=self.settings.keep_versions)
+        self.reporter.pruned(removed)

@@ -1,0 +1,49 @@
+"""What a pass sees before it decides: the planner's observation and the model's readiness.
+
+Both are read-only: the bucket's complete versions, the state record, the volume (sizes only) and TF
+Serving's GetModelStatus go in; plain values come out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from agent.adapters.tfserving.base import ServingControl
+from agent.core.domain import Manifest, VersionState
+from agent.core.errors import AgentError
+from agent.core.plan import Observation
+from agent.infra.clock import utc
+from agent.infra.state import ModelRecord
+from agent.pipeline.staging import check_local
+
+
+def observe(record: ModelRecord, complete: Mapping[int, Manifest], local_path: Path) -> Observation:
+    """The planner's input: the bucket's complete versions plus the recorded ones still intact on disk."""
+    on_disk = {v for v in (record.serving, record.previous, record.pinned) if v is not None}
+    # Sizes only (no file contents read): this runs every pass; staging re-checks checksums before use.
+    local = {v for v in on_disk if check_local(local_path, v, checksums=False) is None}
+    return Observation(
+        available=frozenset(complete) | frozenset(local),
+        serving=record.serving,
+        quarantined=record.quarantined,
+        pinned=record.pinned,
+        last_promotion=utc(record.last_promotion) if record.last_promotion else None,
+        serving_metrics=record.serving_metrics,
+    )
+
+
+def state_of(serving: ServingControl, model: str, version: int) -> VersionState | None:
+    """The version's state in TF Serving (None: not listed)."""
+    return {s.version: s.state for s in serving.status(model)}.get(version)
+
+
+def readiness(serving: ServingControl, model: str, version: int | None) -> tuple[bool, str]:
+    """Whether the model serves a validated version, and if not, why."""
+    if version is None:
+        return False, "no validated version serves yet"
+    try:
+        live = state_of(serving, model, version) is VersionState.AVAILABLE
+    except AgentError as err:
+        return False, f"TF Serving: {err.reason}"
+    return live, "ok" if live else f"version {version} is not AVAILABLE in TF Serving"
