@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test check lint typecheck imports demo clean
+.PHONY: install test suite check lint typecheck imports demo clean
 
 install: $(STAMP)
 
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## make test: the whole suite (unit, integration, e2e), warnings are errors.
-test: install
+## make test: every check CI blocks a merge on, in order: ruff check, ruff format --check, mypy --strict,
+## import-linter, then the whole suite (unit, integration, e2e) with warnings as errors. .ci/run calls it.
+test: lint typecheck imports suite
+
+## make suite: only the test suite (PYTEST_ARGS picks tests), for a quick local run.
+suite: install
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
 
 lint: install
@@ -30,8 +34,8 @@ typecheck: install
 imports: install
 	$(BIN)/lint-imports
 
-## make check: everything CI would want to see green.
-check: lint typecheck imports test
+## make check: the same as make test (kept for habit).
+check: test
 
 ## make demo: the main job on embedded defaults (file:// bucket + tfs-devserver + the agent, under load).
 demo: install
