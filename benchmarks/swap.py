@@ -23,6 +23,8 @@ TF Serving's log lines carry microsecond stamps and read the same for the stock 
 Goals (issue 6): failed = 0; swap p99 ÷ steady p99 ≤ 1.5 with warmup; (time to serve − poll wait) ≤ 1.3 ×
 (raw download + raw load + validation). The load step waits for TF Serving's next poll of the volume (B7,
 B12: ``--file_system_poll_wait_seconds=1``), so the ratio is also printed with that wait taken out.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

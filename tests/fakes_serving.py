@@ -1,10 +1,10 @@
 """An in-memory TF Serving behind the ServingControl port, honest about the behaviours the agent relies on.
 
-What it reproduces (TFSERVING.md): refusing versions that are not "on disk" (the client's B12 check), labels
-only on AVAILABLE versions (B13), ReloadConfig waiting for *new* models and failing with UNKNOWN-as-
-LoadFailedError when their version fails (B12), versions going START → LOADING → AVAILABLE or END with the
-error (B14) over ``load_polls`` status calls, END rows kept forever (B15), Predict resolution by version,
-label or highest AVAILABLE (B16) with inputs cast to the signature. Everything sent is recorded.
+What it reproduces (docs/tfserving-behaviour.md): refusing versions that are not "on disk" (the client's B12
+check), labels only on AVAILABLE versions (B13), ReloadConfig waiting for *new* models and failing with
+UNKNOWN-as-LoadFailedError when their version fails (B12), versions going START → LOADING → AVAILABLE or END
+with the error (B14) over ``load_polls`` status calls, END rows kept forever (B15), Predict resolution by
+version, label or highest AVAILABLE (B16) with inputs cast to the signature. Everything sent is recorded.
 """
 
 from __future__ import annotations

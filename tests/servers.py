@@ -10,6 +10,8 @@ Never sleep to wait: ``poll_until`` polls a condition with a deadline. Typical u
     with start_server(tmp_path, model_name="m", model_base_path=base) as server:
         server.wait_for_state("m", 1, "AVAILABLE")
         values, version = server.predict("m", [1.0, 2.0])
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

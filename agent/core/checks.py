@@ -239,8 +239,9 @@ def run_checks(outputs: Outputs, golden: Golden, checks: Iterable[Check]) -> tup
 
 
 def should_replace(serving_metrics: Mapping[str, float], replace_below: Mapping[str, float] | None) -> bool:
-    """The seed's performance policy: replace the serving version only when one of its metrics is worse
-    than its threshold (accuracy below it; mae/rmse above it). Unknown serving metrics never block it."""
+    """The performance policy (docs/architecture.md#policies): replace the serving version only when one of
+    its metrics is worse than its threshold (accuracy below it; mae/rmse above it). Unknown serving metrics
+    never block it."""
     if not replace_below:
         return True
     if any(name not in serving_metrics for name in replace_below):

@@ -47,7 +47,7 @@ class Manifest:
 
 
 class VersionState(enum.IntEnum):
-    """TF Serving's ModelVersionStatus.State values (TFSERVING.md B14)."""
+    """TF Serving's ModelVersionStatus.State values (docs/tfserving-behaviour.md#b14)."""
 
     UNKNOWN = 0
     START = 10

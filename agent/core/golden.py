@@ -1,4 +1,4 @@
-"""The golden file: requests a candidate must answer correctly before it may serve (ARCHITECTURE.md).
+"""The golden file: requests a candidate must answer before it may serve (docs/architecture.md#golden-file).
 
 JSON in TF Serving's REST shapes so users can paste a real request: ``instances`` (rows) or ``inputs``
 (columns), optional ``expected`` outputs with a ``tolerance``, optional ``labels`` with metric gates.

@@ -25,7 +25,7 @@ from agent.core.errors import ManifestError, UnsafePathError
 
 MAX_VERSION = 2**63 - 1
 _CANONICAL_INT = re.compile(r"0|[1-9][0-9]{0,18}")
-"""TF Serving parses version folders as signed 64-bit integers (TFSERVING.md B3)."""
+"""TF Serving parses version folders as signed 64-bit integers (docs/tfserving-behaviour.md#b3)."""
 
 _MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux filesystems: a longer segment cannot be created anyway
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

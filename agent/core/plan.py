@@ -125,8 +125,9 @@ def _held(obs: Observation, policy: Policy, now: datetime, target: int) -> Plan 
 
 
 def _underperforming(obs: Observation, thresholds: Mapping[str, float], target: int) -> Plan | None:
-    """The seed's performance policy: replace the serving version only once a metric is worse than its
-    threshold (accuracy below it, mae/rmse above it). Unmeasured metrics never block an update."""
+    """The performance policy (docs/architecture.md#policies): replace the serving version only once a metric
+    is worse than its threshold (accuracy below it, mae/rmse above it). Unmeasured metrics never block an
+    update."""
     if should_replace(obs.serving_metrics, thresholds):
         return None
     fine = ", ".join(f"{k}={obs.serving_metrics[k]:g} (threshold {v:g})" for k, v in thresholds.items())

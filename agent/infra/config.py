@@ -102,7 +102,8 @@ class ScheduleSettings(_Strict):
 
 
 class PolicySettings(_Strict):
-    """Which versions go live and when (the seed's version, time-interval and performance policies)."""
+    """Which versions go live and when: version, time-interval and performance policies
+    (docs/architecture.md#policies)."""
 
     versions: Literal["newer", "latest", "pinned"] = "newer"
     """newer: only versions above the serving one; latest: the highest complete version, even a lower one

@@ -1,7 +1,8 @@
 """Which versions in the bucket are complete: the answer to TF Serving loading half-uploaded versions.
 
-TF Serving treats a version as present as soon as any object exists under ``N/`` (TFSERVING.md B3); the agent
-only offers a version once its completion signal is there (ARCHITECTURE.md, completion contract):
+TF Serving treats a version as present as soon as any object exists under ``N/``
+(docs/tfserving-behaviour.md#b3); the agent only offers a version once its completion signal is there
+(docs/architecture.md#completion-contract):
 
 - ``manifest`` (default): ``N/tfs-agent-manifest.json``, written last by ``tfs-agent publish``;
 - ``marker:<name>``: the marker object exists; the manifest is synthesized from the listing;

@@ -1,11 +1,11 @@
 """Getting a version onto the volume TF Serving reads: complete and verified, or not at all.
 
-TF Serving loads any integer folder it finds under ``base_path`` (TFSERVING.md B3) and never retries one that
-failed (B6), so the one promise here is: **no integer directory that is not a verified copy ever appears**.
-A version is downloaded into ``<local_path>/.staging-<N>-<random>`` (a name TF Serving ignores), each file's
-size and crc32c checked against the manifest as it streams in, fsynced, and only then renamed to
-``<local_path>/<N>`` in one atomic step. Any failure removes the staging directory; a crash leaves only
-dot-directories, which ``clean_staging`` removes at start.
+TF Serving loads any integer folder it finds under ``base_path`` (docs/tfserving-behaviour.md#b3) and never
+retries one that failed (B6), so the one promise here is: **no integer directory that is not a verified copy
+ever appears**. A version is downloaded into ``<local_path>/.staging-<N>-<random>`` (a name TF Serving
+ignores), each file's size and crc32c checked against the manifest as it streams in, fsynced, and only then
+renamed to ``<local_path>/<N>`` in one atomic step. Any failure removes the staging directory; a crash leaves
+only dot-directories, which ``clean_staging`` removes at start.
 
 Transient source errors are retried here, with one policy for every source (``google.api_core.retry``:
 exponential backoff with full jitter, bounded total time); permanent ones (404, 403, a checksum mismatch, an

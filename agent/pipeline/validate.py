@@ -5,6 +5,8 @@ real name (or "latest") never reach it, and it runs on the exact server build th
 happens the shadow is dropped again. A verdict is "not ok" for anything the candidate (or its golden file) is
 to blame for — load failure or timeout, a rejected Predict, mismatching outputs, failed gates; only
 ServingUnavailableError propagates, because an unreachable server says nothing about the candidate.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

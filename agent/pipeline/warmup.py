@@ -1,7 +1,8 @@
 """Warmup records from golden inputs, so the first live requests after a swap are not the slow ones.
 
 TF Serving replays ``<version>/assets.extra/tf_serving_warmup_requests`` (a TFRecord file of PredictionLog,
-at most 1000 records) while loading, and marks the version AVAILABLE only afterwards (TFSERVING.md B22).
+at most 1000 records) while loading, and marks the version AVAILABLE only afterwards
+(docs/tfserving-behaviour.md#b22).
 The agent writes one into the staged copy when the model brings none, from the golden inputs cast to the
 signature read straight from ``saved_model.pb`` (TF Serving has not seen the version yet). TFRecord framing
 is done by hand with google-crc32c: the agent never imports TensorFlow.

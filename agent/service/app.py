@@ -1,6 +1,8 @@
 """The agent as an object: settings in, reconcilers per model, start-up config, status and admin actions.
 
 ``cli.py`` builds one from the YAML config and real adapters; tests build one with fakes.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """``tfs-agent``: run the sidecar, run one pass, publish a version, and talk to a running agent.
 
 Builds Settings, sets up logging and wires real adapters; everything else lives in the modules it calls.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``tfs-agent publish``: upload a SavedModel as version N, then write the manifest that marks it complete.
 
 The manifest goes LAST: until it exists the agent treats the version as incomplete and ignores it, so a
-half-finished or crashed upload can never be served (the #1 TF Serving hot-update failure, TFSERVING.md B3).
+half-finished or crashed upload can never be served (the #1 TF Serving hot-update failure,
+docs/tfserving-behaviour.md#b3).
 Files are uploaded in parallel with a progress bar; the manifest records each file's size and crc32c, which
 the agent checks every downloaded byte against. A complete version is never overwritten without ``--force``:
 TF Serving never reloads a version number it has seen (B6), so a fix should be a new version. No TensorFlow

@@ -1,4 +1,4 @@
-"""Kubernetes manifests and the compose file: schema-valid, wired together, and faithful to TFSERVING.md."""
+"""Kubernetes manifests and the compose file: schema-valid, wired, faithful to docs/tfserving-behaviour.md."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tests.deploy.conftest import (
 #: Custom resources of the Prometheus Operator have no upstream schema; test_monitoring.py checks them.
 CRDS = {"PodMonitor", "PrometheusRule"}
 PUBLIC_IMAGES = ("tensorflow/serving", "fsouza/fake-gcs-server", "prom/prometheus")
-#: TF Serving flags the agent depends on (TFSERVING.md B1, B7, B8, B12, B21).
+#: TF Serving flags the agent depends on (docs/tfserving-behaviour.md: B1, B7, B8, B12, B21).
 REQUIRED_TFS_FLAGS = {
     "--port": "8500",
     "--rest_api_port": "8501",

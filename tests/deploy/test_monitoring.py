@@ -1,5 +1,7 @@
 """Alerts, their unit tests and runbooks, the PodMonitor and the dashboard: checked against the metrics the
-agent really exports, with Prometheus' own promtool."""
+agent really exports, with Prometheus' own promtool.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """One end-to-end world: a bucket (file:// or gs://), the shared volume, TF Serving (tfs-devserver or
-the stock binary via TFS_BINARY), the agent as a real process, and a load generator process."""
+the stock binary via TFS_BINARY), the agent as a real process, and a load generator process.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The agent as a real process against TF Serving (tfs-devserver, or the stock binary via TFS_BINARY):
-promotion under load, rejection, rollback, restarts of either process, policies, the admin API."""
+promotion under load, rejection, rollback, restarts of either process, policies, the admin API.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from agent.adapters.tfserving import config_text
 from agent.adapters.tfserving.client import GrpcServingControl
 from tests.servers import ServerHandle, start_server
 
-# Few, short retries (TFSERVING.md B12): a corrupt version fails in seconds instead of holding every reload.
+# Few, short retries (docs/tfserving-behaviour.md#b12): a corrupt version fails in seconds, not every reload.
 SERVER_FLAGS = ("--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0")
 
 

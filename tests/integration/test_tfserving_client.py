@@ -2,6 +2,8 @@
 
 The server runs with ``--model_config_file_poll_wait_seconds=1``, so the file wins over RPCs (B8): every test
 also checks that the file on disk says exactly what was last sent.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

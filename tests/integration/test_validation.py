@@ -1,5 +1,7 @@
 """Shadow validation against a real model server: a good candidate passes, a wrong or corrupt one fails, the
-shadow is always dropped, and warmup records written from golden inputs are replayed by the server (B22)."""
+shadow is always dropped, and warmup records written from golden inputs are replayed by the server (B22).
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md."""
 
 from __future__ import annotations
 

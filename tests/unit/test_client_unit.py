@@ -3,6 +3,8 @@
 B8: the config file is written before ReloadConfig. B12: incomplete versions are never sent; a new model
 whose load fails (UNKNOWN) is a LoadFailedError. B15: NOT_FOUND status means "never seen". Every gRPC error
 maps to the agent's exception types in one place.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

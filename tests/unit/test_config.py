@@ -95,34 +95,11 @@ def test_load_settings_reports_file_problems(tmp_path: Path) -> None:
 
 
 def test_architecture_example_loads(tmp_path: Path) -> None:
-    """The config example of ARCHITECTURE.md loads as written."""
+    """The config example in docs/architecture.md loads as written."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "agent.yaml"
-    path.write_text(
-        """
-serving:
-  address: localhost:8500
-  model_config_file: /models/models.config
-  load_timeout: 600s
-state_dir: /models/.tfs-agent
-http:
-  port: 9464
-  admin_token_file: null
-models:
-  - name: half_plus_two
-    source: gs://ml-models/half_plus_two
-    local_path: /models/half_plus_two
-    schedule: {interval: 30s, jitter: 5s}
-    completion: manifest
-    golden: gs://ml-models/golden/half_plus_two.json
-    policy:
-      versions: newer
-      window: null
-      min_interval: 0s
-      champion_tolerance: null
-    labels: [stable]
-    keep_versions: 2
-"""
-    )
+    path.write_text(example)
     s = load_settings(path)
     assert s.models[0].schedule.jitter == timedelta(seconds=5)
     assert s.serving.load_timeout == timedelta(seconds=600)

@@ -37,7 +37,7 @@ def normal(model: ServedModel) -> ServedModel:
 
 
 def test_render_is_the_documented_shape() -> None:
-    """One config entry per model with platform tensorflow, a specific policy and labels (TFSERVING.md)."""
+    """One entry per model: platform tensorflow, specific policy, labels (docs/tfserving-behaviour.md)."""
     text = config_text.render([ServedModel("m", "/models/m", (43, 42), (("stable", 42),))])
     assert text == config_text.HEADER + (
         "model_config_list {\n"

@@ -1,4 +1,7 @@
-"""Discovery: which versions are complete under each completion mode, and what an idle poll costs."""
+"""Discovery: which versions are complete under each completion mode, and what an idle poll costs.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

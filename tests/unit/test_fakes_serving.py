@@ -1,4 +1,4 @@
-"""The in-memory TF Serving keeps the promises other tests rely on: it mirrors TFSERVING.md, not wishes."""
+"""The in-memory TF Serving keeps the promises tests rely on: docs/tfserving-behaviour.md, not wishes."""
 
 from __future__ import annotations
 

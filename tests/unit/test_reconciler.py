@@ -1,4 +1,7 @@
-"""The reconciler end to end on fakes of our own ports: bucket in memory, TF Serving in memory, fake clock."""
+"""The reconciler end to end on fakes of our own ports: bucket in memory, TF Serving in memory, fake clock.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Shadow validation against the in-memory TF Serving: load, ask, judge, and always drop the shadow."""
+"""Shadow validation against the in-memory TF Serving: load, ask, judge, and always drop the shadow.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

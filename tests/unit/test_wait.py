@@ -1,4 +1,7 @@
-"""Waiting for versions: AVAILABLE is success, END with an error a failed load, the deadline a timeout."""
+"""Waiting for versions: AVAILABLE is success, END with an error a failed load, the deadline a timeout.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Warmup records (B22): TFRecord framing by hand, PredictionLogs from golden inputs, written once."""
+"""Warmup records (B22): TFRecord framing by hand, PredictionLogs from golden inputs, written once.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

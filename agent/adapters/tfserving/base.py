@@ -5,6 +5,8 @@ cast to the signature's dtypes, and without a golden file the smoke Predict is b
 
 ``client.py`` implements it over gRPC for the real server (and tfs-devserver); ``tests/fakes_serving.py``
 implements it in memory for unit tests of the reconciler.
+
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The agent owns TF Serving's whole model config: every ``apply`` merges a change into it under one lock, checks
 that each newly listed version is complete on the local volume (a missing or half-copied version would block
-ReloadConfig forever, TFSERVING.md B12), writes the file atomically and only then sends ReloadConfig — with
+ReloadConfig forever: B12 of docs/tfserving-behaviour.md), writes the file atomically and only then sends
+ReloadConfig — with
 ``--model_config_file_poll_wait_seconds`` the file wins over RPCs (B8), so both must agree. gRPC errors become
 the agent's own exception types in exactly one place, ``serving_error``.
 """

@@ -1,9 +1,9 @@
 """The ModelServerConfig text file the agent owns: render it from ServedModels, and read it back on start-up.
 
-Pure (protobuf only): ReloadConfig replaces the whole model list and unloads what is left out (TFSERVING.md
-B11), so every reload renders every managed model, always with a ``specific`` policy — the agent, not TF
-Serving's "latest" rule, decides which versions load. Output is deterministic (models by name, versions and
-labels sorted) so an unchanged config renders to the same bytes.
+Pure (protobuf only): ReloadConfig replaces the whole model list and unloads what is left out
+(docs/tfserving-behaviour.md#b11), so every reload renders every managed model, always with a ``specific``
+policy — the agent, not TF Serving's "latest" rule, decides which versions load. Output is deterministic
+(models by name, versions and labels sorted) so an unchanged config renders to the same bytes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Wait until TF Serving has loaded the wanted versions, or say why not.
 
 ReloadConfig returns at once for changes to existing models and loads them at the next file-system poll
-(TFSERVING.md B12), so "the config was accepted" never means "the version serves". The only truth is
-GetModelStatus: AVAILABLE is success, END is a failed load with the error in its status (B14), and while TF
-Serving restarts the status call itself is UNAVAILABLE — that is waited out, not fatal.
+(docs/tfserving-behaviour.md#b12), so "the config was accepted" never means "the version serves". The only
+truth is GetModelStatus: AVAILABLE is success, END is a failed load with the error in its status (B14), and
+while TF Serving restarts the status call itself is UNAVAILABLE — that is waited out, not fatal.
 """
 
 from __future__ import annotations
