@@ -42,6 +42,7 @@ def test_nothing_points_at_documents_outside_the_repository() -> None:
     found = [
         f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
         for p in _tracked()
+        if p != Path(__file__).resolve()  # the pattern itself names them
         for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
         if OUTSIDE.search(line)
     ]
