@@ -6,17 +6,18 @@ TF Serving treats a version as present as soon as any object exists under ``N/``
 
 - ``manifest`` (default): ``N/tfs-agent-manifest.json``, written last by ``tfs-agent publish``;
 - ``marker:<name>``: the marker object exists; the manifest is synthesized from the listing;
-- ``quiet:<duration>``: the version's listing has not changed for that long; synthesized likewise.
+- ``quiet:<duration>``: the version's listing has not changed for that long since the agent first saw it;
+  synthesized likewise.
 
 Polling must stay cheap however large the bucket grows (the naive polling TF Serving does costs a listing of
 every object, every second): an idle poll is ONE delimited listing. A version's manifest is read (or its
 objects listed) only until it is seen complete or invalid; both outcomes are cached and, as in TF Serving
-(B6), a version is never re-judged — a fix must come as a new version number.
+(B6), a version is not re-judged by itself: a fix comes as a new version number, or the operator clears
+the version after fixing it in place (``forget``).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,9 +29,6 @@ from agent.core.errors import ConfigError, ManifestError, StagingError
 from agent.core.manifest import check_layout, parse_manifest
 from agent.infra.clock import Clock, SystemClock
 from agent.infra.config import CompletionSettings
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class DiscoveryResult:
@@ -87,7 +85,6 @@ class Discovery:
             try:
                 manifest = self._judge(version)
             except (ManifestError, StagingError) as err:
-                log.warning("version %s of %s is invalid: %s", version, self._model, err.reason)
                 self._invalid[version] = err.reason
                 continue
             if manifest is None:
@@ -99,6 +96,11 @@ class Discovery:
             incomplete=frozenset(incomplete),
             invalid=MappingProxyType(dict(self._invalid)),
         )
+
+    def forget(self, version: int) -> None:
+        """Judge ``version`` afresh on the next poll (an operator cleared it after fixing it in place)."""
+        for cache in (self._complete, self._invalid, self._quiet):
+            cache.pop(version, None)
 
     def _forget(self, present: frozenset[int]) -> None:
         """A version that left the bucket is judged afresh if it comes back (re-uploaded)."""
@@ -135,18 +137,15 @@ class Discovery:
         return manifest
 
     def _is_quiet(self, version: int, objects: Sequence[ObjectInfo]) -> bool:
-        """Quiet once the listing is unchanged for the duration. On first sight the newest update time counts
-        as the start (so a restart does not wait again); after a change, only this observation does."""
+        """Quiet once the listing is unchanged for the duration, counted from when this agent first saw it
+        as it is now. Object update times are not trusted: ``cp -p``, ``rsync -a`` and ``tar`` keep old
+        mtimes on files still being copied, so a restart waits one quiet period again."""
         if not objects:
             return False
         now = self._clock.time()
         fingerprint = tuple(sorted((o.name, o.size, o.crc32c, o.updated) for o in objects))
         seen = self._quiet.get(version)
-        if seen is None:
-            times = [o.updated for o in objects]
-            since = min(now, max(t for t in times if t is not None)) if None not in times else now
-            seen = self._quiet[version] = _Quiet(fingerprint, since)
-        elif seen.fingerprint != fingerprint:
+        if seen is None or seen.fingerprint != fingerprint:
             seen = self._quiet[version] = _Quiet(fingerprint, now)
         return now - seen.since >= self._quiet_seconds
 

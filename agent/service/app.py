@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from agent.adapters.sources.base import ModelSource
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import ServedModel
-from agent.core.errors import AgentError, GoldenFileError
+from agent.core.errors import AgentError, ConfigError, GoldenFileError, PermanentSourceError
 from agent.core.golden import Golden, parse_golden
 from agent.infra.clock import Clock, SystemClock
 from agent.infra.config import AgentSettings, ModelSettings
@@ -26,6 +26,7 @@ from agent.infra.metrics import AgentMetrics
 from agent.infra.state import StateStore
 from agent.pipeline.reconciler import GoldenLoader, ModelReconciler, PassResult
 from agent.pipeline.staging import clean_staging, verify_local
+from agent.service.scheduler import poll_gap_seconds
 
 log = logging.getLogger("tfs_agent")
 
@@ -72,6 +73,8 @@ class Agent:
             )
             for m in settings.models
         }
+        for m in settings.models:  # cron schedules too: the stale-model alert needs every model's gap
+            self.metrics.poll_interval.labels(m.name).set(poll_gap_seconds(m.schedule))
 
     def _golden_loader(self, model: ModelSettings) -> GoldenLoader:
         def load() -> Golden | None:
@@ -80,12 +83,24 @@ class Agent:
             try:
                 data = self.read_uri(model.golden)
             except AgentError as err:
+                if err.retryable:  # the bucket hiccuped: a pass to retry, not a broken golden file
+                    raise
                 raise GoldenFileError(f"cannot read golden file {model.golden}: {err.reason}") from err
             return parse_golden(data, origin=model.golden)
 
         return load
 
     # ---- start-up ----------------
+
+    def check_config(self) -> None:
+        """Raise ConfigError for what no retry can fix: an unreadable or invalid golden file, a source that
+        does not exist or refuses the agent. A transient failure passes here and is the pass's to retry."""
+        for name, reconciler in self.reconcilers.items():
+            try:
+                reconciler.golden()
+                reconciler.source.list_versions()
+            except (GoldenFileError, PermanentSourceError) as err:
+                raise ConfigError(f"model {name}: {err.reason}") from err
 
     def startup_models(self) -> dict[str, ServedModel]:
         """What TF Serving may start on at once (B2): each model's recorded version if intact on disk, no

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent.core.errors import AgentError
+from agent.core.errors import AgentError, ConfigError
 from agent.infra.config import env, load_settings
 
 if TYPE_CHECKING:
@@ -58,11 +58,17 @@ def cli() -> None:
     """
 
 
+class ConfigProblem(click.ClickException):
+    """A config no retry can fix: exit 2, the code for bad usage or config (click's own usage errors too)."""
+
+    exit_code = 2
+
+
 def _settings(path: Path) -> AgentSettings:
     try:
         return load_settings(path)
     except AgentError as err:
-        raise click.ClickException(str(err)) from err
+        raise ConfigProblem(str(err)) from err
 
 
 def build_agent(settings: AgentSettings) -> Agent:
@@ -104,6 +110,8 @@ def run(config_path: Path, log_format: str | None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         run_forever(build_agent(settings), stop)
+    except ConfigError as err:
+        raise ConfigProblem(str(err)) from err
     except AgentError as err:
         raise click.ClickException(str(err)) from err
 
@@ -119,14 +127,22 @@ def once(config_path: Path, as_json: bool) -> None:
                 3 a candidate is held back by policy (window, min_interval, replace_below)
                 4 a candidate was rejected or rolled back (quarantined; serving unchanged)
                 5 a transient failure (bucket or TF Serving unreachable): try again
-                1 other errors, 2 bad usage or config
+                1 other errors (e.g. an unreadable state file)
+                2 bad usage or config: unknown key, missing or invalid config or golden
+                  file, a source that does not exist
     """
     from agent.adapters.tfserving.config_text import render  # noqa: F401  (fail fast if protos are broken)
     from agent.infra.logs import setup_logging
 
     settings = _settings(config_path)
     setup_logging(settings.log_format)
-    agent = build_agent(settings)
+    try:
+        agent = build_agent(settings)
+        agent.check_config()
+    except ConfigError as err:
+        raise ConfigProblem(str(err)) from err
+    except AgentError as err:  # e.g. an unreadable state file: say so, as `run` does
+        raise click.ClickException(str(err)) from err
     results = agent.run_once()
     for r in results:
         line = {"model": r.model, "outcome": r.outcome.name.lower(), "version": r.version, "detail": r.detail}

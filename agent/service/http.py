@@ -190,11 +190,15 @@ class AgentHttp:
             return _error(404, f"no such endpoint {path}; admin paths are /admin/models/<model>/<action>")
         model, action = unquote(match.group(1)), match.group(2)
         reply, version = self._run_admin(model, action, authorization, body)
-        log.info(
-            "admin %s model=%s version=%s status=%d client=%s",
-            action, model, version, reply.status, client,
-            extra={"model": model, "version": version, "stage": "admin", "outcome": reply.status},
-        )  # fmt: skip
+        event(
+            log,
+            f"admin {action}",
+            model=model,
+            version=version,
+            stage="admin",
+            outcome=reply.status,
+            client=client,
+        )
         return reply
 
     def _run_admin(

@@ -33,6 +33,14 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
         admin=_Nudging(agent, scheduler),
         token_file=settings.http.admin_token_file,
     )
+    for job in scheduler.get_jobs():
+        event(
+            log,
+            "scheduled",
+            model=job.id,
+            trigger=str(job.trigger),
+            jitter_s=getattr(job.trigger, "jitter", None),
+        )
     http.start()
     event(log, "agent started", port=http.port, models=",".join(agent.reconcilers) or "(none)")
     scheduler.start()

@@ -3,8 +3,9 @@ coalesced, first run at once. Each job is one reconcile pass."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -13,17 +14,59 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.infra.config import ScheduleSettings
 
+# How far ahead a cron schedule is walked to find its longest gap: a year covers monthly and yearly
+# expressions; the cap bounds the walk for every-minute ones (whose gap shows within a few runs anyway).
+_GAP_HORIZON = timedelta(days=366)
+_GAP_MAX_RUNS = 5000
+
 
 def trigger_for(schedule: ScheduleSettings) -> BaseTrigger:
+    """The trigger for one model; jitter (a random delay up to it, to the millisecond) applies to both kinds."""
+    jitter = schedule.jitter.total_seconds() or None
     if schedule.cron:
-        return CronTrigger.from_crontab(schedule.cron, timezone="UTC")
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone="UTC")
+        trigger.jitter = jitter
+        return trigger
     assert schedule.interval is not None
-    jitter = int(schedule.jitter.total_seconds()) or None
     return IntervalTrigger(seconds=schedule.interval.total_seconds(), jitter=jitter, timezone="UTC")
+
+
+def poll_gap_seconds(schedule: ScheduleSettings) -> float:
+    """The longest time between two scheduled runs (jitter excluded): the interval, or for a cron schedule
+    the widest gap between consecutive runs within a year (feeds ``tfs_agent_poll_interval_seconds``)."""
+    if not schedule.cron:
+        assert schedule.interval is not None
+        return schedule.interval.total_seconds()
+    trigger = CronTrigger.from_crontab(schedule.cron, timezone="UTC")
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    previous: datetime | None = None
+    widest = 0.0
+    when = trigger.get_next_fire_time(None, start)
+    for _ in range(_GAP_MAX_RUNS):
+        if when is None or when - start > _GAP_HORIZON:
+            break
+        if previous is not None:
+            widest = max(widest, (when - previous).total_seconds())
+        previous, when = when, trigger.get_next_fire_time(when, when + timedelta(microseconds=1))
+    return widest
+
+
+class _SkipIsNotNews(logging.Filter):
+    """A tick that finds the model's pass still running is skipped by design (max_instances=1, coalesce):
+    with a short interval APScheduler would otherwise warn on every tick of a long promotion."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIP_FILTER = _SkipIsNotNews()
 
 
 def build_scheduler(jobs: dict[str, tuple[ScheduleSettings, Callable[[], object]]]) -> BackgroundScheduler:
     """A scheduler with one job per model; the caller starts and shuts it down."""
+    logger = logging.getLogger("apscheduler.scheduler")
+    if _SKIP_FILTER not in logger.filters:
+        logger.addFilter(_SKIP_FILTER)
     scheduler = BackgroundScheduler(
         timezone="UTC",
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},

@@ -165,13 +165,16 @@ def test_quiet_mode_lists_a_candidate_once_per_poll_then_stops() -> None:
     assert dict(source.calls) == {"list_versions": 1}
 
 
-def test_quiet_mode_counts_old_update_times_after_a_restart() -> None:
-    """A version whose objects are older than the quiet period is complete at first sight (agent restart)."""
+def test_quiet_mode_ignores_old_update_times() -> None:
+    """Old mtimes (cp -p, rsync -a, tar) do not shorten the quiet period: it starts at first sight."""
     clock = ManualClock()
     source = InMemorySource(clock=clock)
     source.put(2, "saved_model.pb", b"graph")
     clock.advance(3600)
-    assert 2 in _discovery(source, "quiet:120s").poll().complete
+    discovery = _discovery(source, "quiet:120s")
+    assert discovery.poll().incomplete == {2}
+    clock.advance(120)
+    assert 2 in discovery.poll().complete
 
 
 def test_incomplete_modes_need_their_argument() -> None:
