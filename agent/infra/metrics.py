@@ -12,6 +12,8 @@ from time import perf_counter
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agent.core.errors import AgentError
+
 # Stages run from milliseconds (verify a small model) to many minutes (download a multi-GB model).
 _STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -137,6 +139,15 @@ class AgentMetrics:
             raise
         finally:
             self.stage_duration.labels(model, stage).observe(perf_counter() - start)
+
+    @contextmanager
+    def errors_in(self, model: str, stage: str) -> Iterator[None]:
+        """Count the agent's own failure of an untimed step (e.g. reaching TF Serving) by stage and type."""
+        try:
+            yield
+        except AgentError as err:
+            self.errors.labels(model, stage, type(err).__name__).inc()
+            raise
 
     def record_validation(self, model: str, role: str, values: Mapping[str, float]) -> None:
         for name, value in values.items():

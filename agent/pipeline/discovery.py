@@ -30,6 +30,7 @@ from agent.core.manifest import check_layout, parse_manifest
 from agent.infra.clock import Clock, SystemClock
 from agent.infra.config import CompletionSettings
 
+
 @dataclass(frozen=True)
 class DiscoveryResult:
     """One poll's view of the bucket: every version folder present is in exactly one of the three."""

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from agent.core.errors import AgentError, ConfigError
+from agent.infra.logs import event
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from agent.infra.config import ScheduleSettings
 
 # How far ahead a cron schedule is walked to find its longest gap: a year covers monthly and yearly
-# expressions; the cap bounds the walk for every-minute ones (whose gap shows within a few runs anyway).
+# expressions; the cap bounds the walk for dense ones (a weekday-only */5 shows its weekend gap by run 1440).
 _GAP_HORIZON = timedelta(days=366)
-_GAP_MAX_RUNS = 5000
+_GAP_MAX_RUNS = 2000
 
 
 def trigger_for(schedule: ScheduleSettings) -> BaseTrigger:
-    """The trigger for one model; jitter (a random delay up to it, to the millisecond) applies to both kinds."""
+    """The trigger for one model; jitter (a random delay up to it, sub-second too) applies to both kinds."""
     jitter = schedule.jitter.total_seconds() or None
     if schedule.cron:
         trigger = CronTrigger.from_crontab(schedule.cron, timezone="UTC")

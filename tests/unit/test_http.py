@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.core.errors import AgentError, ConfigError
+from agent.infra.logs import JsonFormatter
 from agent.service import admin_client
 from agent.service.http import MAX_BODY_BYTES, AgentHttp
 
@@ -345,15 +346,18 @@ def test_admin_body_size_limited(running: Running) -> None:
 
 
 def test_admin_logs_one_line_per_action(running: Running, caplog: pytest.LogCaptureFixture) -> None:
-    """Each admin request, accepted or refused, logs exactly one line naming action, model and status."""
+    """Each admin request, accepted or refused, logs exactly one line with structured model, version and
+    outcome (the HTTP status) fields."""
     with caplog.at_level(logging.INFO, logger="agent.service.http"):
         running.post("/admin/models/m/pin", {"version": 9})
         running.post("/admin/models/m/pin", {"version": 9}, token="wrong")
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("admin ")]
-    assert len(lines) == 2
-    assert "admin pin model=m version=9 status=200" in lines[0]
-    assert "status=401" in lines[1]
-    assert TOKEN not in " ".join(lines)
+    records = [r for r in caplog.records if r.getMessage().startswith("admin ")]
+    assert [r.getMessage() for r in records] == ["admin pin", "admin pin"]
+    fields = [JsonFormatter().format(r) for r in records]
+    first, second = (json.loads(f) for f in fields)
+    assert (first["model"], first["version"], first["outcome"], first["stage"]) == ("m", 9, 200, "admin")
+    assert (second["model"], second["outcome"]) == ("m", 401)
+    assert TOKEN not in " ".join(fields)
 
 
 # -- the CLI's client --
