@@ -1,4 +1,5 @@
-"""Run the agent as a real process (``tfs-agent run``) for end-to-end tests, and read its HTTP endpoint."""
+"""Run the agent as a real process (``tfs-agent run``, or any ``tfs-agent`` command) for end-to-end tests, and
+read what it shows: its HTTP endpoint, its metrics and its log."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import free_port, poll_until
 
@@ -21,6 +23,23 @@ from tests.servers import free_port, poll_until
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
     return poll_until(check, timeout=timeout, interval=interval, what=what)
+
+
+def tfs_agent(
+    *args: str, token: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``tfs-agent ARGS`` as a process; ``token`` becomes $TFS_AGENT_ADMIN_TOKEN (none is set otherwise)."""
+    environ = {k: v for k, v in os.environ.items() if k != "TFS_AGENT_ADMIN_TOKEN"} | (env or {})
+    if token is not None:
+        environ["TFS_AGENT_ADMIN_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class AgentProcess:
@@ -71,8 +90,29 @@ class AgentProcess:
     def model(self, name: str) -> dict[str, Any]:
         return dict(self.status().get("models", {}).get(name, {}))
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The value of sample ``name`` (e.g. ``tfs_agent_polls_total``) summed over the series whose labels
+        include ``labels``; None when /metrics has no such series."""
+        code, body = self.get("/metrics")
+        assert code == 200, f"/metrics answered {code}"
+        values = [
+            sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        ]
+        return sum(values) if values else None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def json_log(self) -> list[dict[str, Any]]:
+        """Every line of a ``log_format: json`` agent's log, parsed (a non-JSON line fails the test)."""
+        return [json.loads(line) for line in self.log().splitlines() if line.strip()]
+
+    def cli(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``tfs-agent ARGS --url <this agent>``: the admin and status commands against this process."""
+        return tfs_agent(*args, "--url", self.url, token=token)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -1,7 +1,10 @@
 """One end-to-end world: a bucket (file:// or gs://), the shared volume, TF Serving (tfs-devserver or
 the stock binary via TFS_BINARY), the agent as a real process, and a load generator process.
 
-B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md."""
+B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.
+
+One model ``m`` by default; ``add_model`` gives the same agent more (each with its own bucket folder and
+settings), so several promises can be shown by one agent run."""
 
 from __future__ import annotations
 
@@ -70,12 +73,34 @@ class Stack:
         self.agent: AgentProcess | None = None
         self.loads: list[Load] = []
 
+    def add_model(self, name: str, *, policy: dict[str, Any] | None = None, **settings: Any) -> Stack:
+        """Another model for the same agent, with ``m``'s settings unless overridden (before ``start``)."""
+        base = dict(self.config["models"][0])
+        base.update(
+            name=name,
+            source=f"file://{self.tmp}/bucket/{name}",
+            local_path=str(self.volume / name),
+            policy={"bake_time": "1s", **(policy or {})},
+            **settings,
+        )
+        self.config["models"].append(base)
+        return self
+
+    def bucket_dir(self, model: str = MODEL) -> Path:
+        """The file:// bucket folder of ``model`` (its version folders go right under it)."""
+        source = next(m["source"] for m in self.config["models"] if m["name"] == model)
+        assert source.startswith("file://"), source
+        return Path(source.removeprefix("file://"))
+
     # ---- processes ----
 
     def start(self) -> Stack:
         """Agent first (it writes the start-up config TF Serving needs, B2), then TF Serving."""
         port = free_port()
         self.config["serving"]["address"] = f"127.0.0.1:{port}"
+        for model in self.config["models"]:  # an empty bucket, not a missing one, before the first publish
+            if model["source"].startswith("file://"):
+                Path(model["source"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         self.agent = AgentProcess(self.tmp, self.config, env=self.agent_env).start()
         assert self.config_file.exists()
         self.server = self._launch_on(port)
@@ -123,35 +148,53 @@ class Stack:
 
     # ---- the bucket ----
 
-    def publish(self, version: int, build: Callable[[Path, int], Path] | None = None, **kw: Any) -> None:
+    def publish(
+        self,
+        version: int,
+        build: Callable[[Path, int], Path] | None = None,
+        *,
+        model: str = MODEL,
+        **kw: Any,
+    ) -> None:
+        """Build a SavedModel (half_plus_two unless ``build``) and ``publish`` it as ``model``'s version."""
         src = (build or build_half_plus_two)(self.tmp / "build", version, **kw)
-        publish(src, self.bucket, version, progress=False, model=MODEL)
+        uri = self.bucket if model == MODEL else f"file://{self.bucket_dir(model)}"
+        publish(src, uri, version, progress=False, model=model)
 
     # ---- observing ----
 
-    def model(self) -> dict[str, Any]:
+    def model(self, name: str = MODEL) -> dict[str, Any]:
         assert self.agent is not None
-        return self.agent.model(MODEL)
+        return self.agent.model(name)
 
-    def wait_serving(self, version: int, timeout: float = 60) -> dict[str, Any]:
+    def wait_serving(self, version: int, timeout: float = 60, *, model: str = MODEL) -> dict[str, Any]:
         return wait_for(
-            f"version {version} serving",
-            lambda: (m := self.model()).get("serving") == version and m.get("pending") is None and m,
+            f"version {version} of {model} serving",
+            lambda: (m := self.model(model)).get("serving") == version and m.get("pending") is None and m,
             timeout,
         )
 
-    def wait_quarantined(self, version: int, timeout: float = 60) -> str:
+    def wait_quarantined(self, version: int, timeout: float = 60, *, model: str = MODEL) -> str:
         return str(
             wait_for(
-                f"version {version} quarantined",
-                lambda: self.model().get("quarantined", {}).get(str(version)),
+                f"version {version} of {model} quarantined",
+                lambda: self.model(model).get("quarantined", {}).get(str(version)),
                 timeout,
             )
         )
 
-    def tfs_state(self) -> dict[int, tuple[str, int, str]]:
+    def wait_plan(self, action: str, version: int | None, *, model: str = MODEL, timeout: float = 60) -> str:
+        """The reason of ``model``'s last plan once it is ``action`` for ``version``."""
+
+        def planned() -> str | None:
+            plan = self.model(model).get("last_plan") or {}
+            return plan["reason"] if (plan.get("action"), plan.get("version")) == (action, version) else None
+
+        return str(wait_for(f"{model}: plan {action} {version}", planned, timeout))
+
+    def tfs_state(self, model: str = MODEL) -> dict[int, tuple[str, int, str]]:
         assert self.server is not None
-        return self.server.status(MODEL)
+        return self.server.status(model)
 
     def load(self, rate: float = 50.0, label: str | None = "stable") -> Load:
         assert self.server is not None
