@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,19 @@ class Stack:
             return plan["reason"] if (plan.get("action"), plan.get("version")) == (action, version) else None
 
         return str(wait_for(f"{model}: plan {action} {version}", planned, timeout))
+
+    def wait_passes(self, count: int = 2, *, model: str = MODEL, timeout: float = 60) -> None:
+        """Until ``model`` has finished ``count`` more passes from now (each a fresh look at the bucket)."""
+        start = time.time()
+        seen: set[float] = set()
+
+        def passed() -> bool:
+            last = self.model(model).get("last_poll")
+            if last is not None and last > start:
+                seen.add(last)
+            return len(seen) >= count
+
+        wait_for(f"{count} passes of {model}", passed, timeout)
 
     def tfs_state(self, model: str = MODEL) -> dict[int, tuple[str, int, str]]:
         assert self.server is not None
