@@ -56,6 +56,10 @@ def test_latest_follows_a_bucket_rollback_and_keeps_one_version(stack: Stack) ->
     assert "m__shadow" in stack.server.output_text()
     assert stack.agent is not None
     assert "maximum number of running instances" not in stack.agent.log()
+    refused = stack.agent.cli("rollback", MODEL, token="any")  # no admin_token_file: admin is off
+    assert refused.returncode != 0
+    assert "403" in refused.stderr
+    assert stack.model()["serving"] == 1
 
 
 GOLDEN_METRICS = {"instances": [1.0, 2.0, 5.0], "labels": [2.5, 3.0, 4.5], "metrics": {"mae": {"max": 0.1}}}
