@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_once_exit_codes(tmp_path: Path) -> None:
-    """0 after promoting, 4 after rejecting, 0 when idle, 5 when TF Serving is unreachable."""
+    """0 after promoting, 4 after rejecting, 0 when idle, 3 when min_interval holds a candidate, 5 when TF
+    Serving is unreachable."""
     volume = tmp_path / "models"
     volume.mkdir()
     config_file = volume / "models.config"
@@ -76,6 +77,13 @@ def test_once_exit_codes(tmp_path: Path) -> None:
         assert (code, line["outcome"], line["version"]) == (4, "rejected", 2)
         code, line = once()
         assert (code, line["outcome"]) == (0, "idle")
+        config = yaml.safe_load(agent_yaml.read_text())
+        config["models"][0]["policy"]["min_interval"] = "1h"
+        agent_yaml.write_text(yaml.safe_dump(config))
+        publish(build_half_plus_two(tmp_path / "build", 3), bucket, 3, progress=False, model=MODEL)
+        code, line = once()
+        assert (code, line["outcome"], line["version"]) == (3, "waiting", 3)
+        assert "min_interval" in str(line["detail"])
     finally:
         server.stop()
     code, line = once()
