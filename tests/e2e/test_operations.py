@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def test_admin_actions_metrics_and_json_log(stack: Stack, tmp_path: Path) -> Non
         stack.publish(version)
     _admin(stack, "pin", MODEL, "1")
     stack.wait_serving(1)
-    _admin(stack, "pin", MODEL, "2")
+    assert _post(stack, f"/admin/models/{MODEL}/pin", {"version": 2}) == {"model": MODEL, "pinned": 2}
     stack.wait_serving(2)
     _promotion_metrics(stack, started)
 
@@ -68,11 +69,22 @@ def test_admin_actions_metrics_and_json_log(stack: Stack, tmp_path: Path) -> Non
     assert agent.metric("tfs_agent_quarantined_versions", model=MODEL) == 1  # no pass needed
     assert agent.metric("tfs_agent_rollbacks_total", model=MODEL, reason="operator") == 1
     assert agent.metric("tfs_agent_serving_version", model=MODEL) == 1
+    status = stack.model()
+    assert (status["serving"], status["previous"], status["pinned"]) == (1, None, 2)
+    assert status["quarantined"] == {"2": "operator rollback"}
+    assert status["last_verdict"]["version"] == 2
+    assert status["last_poll"] >= started
+    assert "quarantined 2: operator rollback" in agent.cli("status").stdout
 
     _invalid_version_fixed_in_place(stack, tmp_path)
     _schedules(stack)
     _json_log(stack)
 
+    stack.restart_agent(kill=True)  # starts TF Serving's config on the last validated versions
+    agent = stack.agent
+    assert agent is not None
+    start_up = next(x for x in agent.json_log() if x["msg"] == "initial config written")
+    assert start_up["models"] == "m,w"
     assert stack.server is not None
     stack.server.stop()
     outage = {"model": "w", "stage": "serving", "error": "ServingUnavailableError"}
@@ -80,6 +92,19 @@ def test_admin_actions_metrics_and_json_log(stack: Stack, tmp_path: Path) -> Non
     assert (agent.metric("tfs_agent_polls_total", model="w", outcome="error") or 0) >= 1
     wait_for("w not ready", lambda: agent.metric("tfs_agent_model_ready", model="w") == 0)
     assert agent.get("/readyz")[0] == 503
+
+
+def _post(stack: Stack, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An admin POST as `curl -X POST -H "Authorization: Bearer ..." -d '{...}'` sends it."""
+    assert stack.agent is not None
+    request = urllib.request.Request(
+        stack.agent.url + path,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return dict(json.loads(reply.read()))
 
 
 def _promotion_metrics(stack: Stack, started: float) -> None:

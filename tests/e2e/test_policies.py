@@ -54,6 +54,7 @@ def test_latest_follows_a_bucket_rollback_and_keeps_one_version(stack: Stack) ->
     for label in ("stable", "canary"):
         assert stack.server.predict(MODEL, [1.0], label=label) == ([2.5], 1)
     assert "m__shadow" in stack.server.output_text()
+    assert (stack.volume / MODEL / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()
     assert stack.agent is not None
     assert "maximum number of running instances" not in stack.agent.log()
     refused = stack.agent.cli("rollback", MODEL, token="any")  # no admin_token_file: admin is off
