@@ -125,7 +125,7 @@ class Candidate:
             self.reporter.rolled_back(version, old, "bake_failed")
             return PassResult(self.name, Outcome.ROLLED_BACK, old, f"{version} failed its bake ({problem})")
         self.promotion.done()
-        self.reporter.promoted(version, old, self.clock.time())
+        self.reporter.promoted(verdict, old, self.clock.time())
         self._prune()
         return PassResult(self.name, Outcome.PROMOTED, version, f"serving {version} (was {old})")
 
@@ -144,6 +144,11 @@ class Candidate:
 
     def _prune(self) -> None:
         record = self.state.get(self.name)
-        protect = {v for v in (record.serving, record.previous, record.pinned) if v is not None}
-        removed = prune_versions(self.settings.local_path, protect=protect, keep=self.settings.keep_versions)
+        keep = self.settings.keep_versions
+        # keep_versions: 1 keeps the serving version alone: the previous one is then no rollback target.
+        kept = (record.serving, record.pinned, record.previous if keep > 1 else None)
+        protect = {v for v in kept if v is not None}
+        removed = prune_versions(self.settings.local_path, protect=protect, keep=keep)
+        if record.previous in removed:
+            self.promotion.previous_pruned()
         self.reporter.pruned(removed)

@@ -19,10 +19,13 @@ from agent.pipeline.staging import check_local
 
 
 def observe(record: ModelRecord, complete: Mapping[int, Manifest], local_path: Path) -> Observation:
-    """The planner's input: the bucket's complete versions plus the recorded ones still intact on disk."""
-    on_disk = {v for v in (record.serving, record.previous, record.pinned) if v is not None}
-    # Sizes only (no file contents read): this runs every pass; staging re-checks checksums before use.
-    local = {v for v in on_disk if check_local(local_path, v, checksums=False) is None}
+    """The planner's input: the bucket's complete versions, plus the pinned one if it is intact on disk.
+
+    The bucket alone says what is available: a version deleted there is gone, so ``versions: latest``
+    follows a bucket-side rollback. Only an operator's pin may come from the disk (an older version kept
+    for rollback). Sizes only (no file contents read): this runs every pass; staging re-checks checksums."""
+    pin = record.pinned
+    local = {pin} if pin is not None and check_local(local_path, pin, checksums=False) is None else set()
     return Observation(
         available=frozenset(complete) | frozenset(local),
         serving=record.serving,

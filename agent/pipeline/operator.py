@@ -12,6 +12,7 @@ from typing import Any
 from agent.core.errors import AgentError
 from agent.infra.config import ModelSettings
 from agent.infra.state import StateStore
+from agent.pipeline.discovery import Discovery
 from agent.pipeline.promotion import Promotion
 from agent.pipeline.report import Reporter
 from agent.pipeline.staging import verify_local
@@ -28,6 +29,7 @@ class Operator:
         state: StateStore,
         promotion: Promotion,
         reporter: Reporter,
+        discovery: Discovery,
     ) -> None:
         self.name = settings.name
         self.local_path = settings.local_path
@@ -35,6 +37,7 @@ class Operator:
         self.state = state
         self.promotion = promotion
         self.reporter = reporter
+        self.discovery = discovery
 
     def pin(self, version: int) -> dict[str, Any]:
         with self.lock, self.state.update(self.name) as record:
@@ -53,7 +56,9 @@ class Operator:
             reason = record.quarantined.pop(version, None)
         if reason is None:
             raise AgentError(f"version {version} of {self.name} is not quarantined")
+        self.discovery.forget(version)  # fixed in place (e.g. publish --force): judge it afresh
         self.reporter.operator("quarantine cleared", version)
+        self.reporter.quarantined(len(self.state.get(self.name).quarantined))
         return {"model": self.name, "cleared": version}
 
     def rollback(self) -> dict[str, Any]:
@@ -67,4 +72,5 @@ class Operator:
                 raise AgentError(f"previous version {good} of {self.name} is no longer intact on disk")
             self.promotion.roll_back(bad, good, "operator rollback")
             self.reporter.rolled_back(bad, good, "operator")
+            self.reporter.quarantined(len(self.state.get(self.name).quarantined))
             return {"model": self.name, "serving": good, "quarantined": bad}

@@ -143,6 +143,10 @@ class Promotion:
         self._apply([good], good)
         self._settle(serving=good, previous=None, quarantine=(bad, reason))
 
+    def previous_pruned(self) -> None:
+        """The rollback target left the volume (``keep_versions: 1``): there is none any more."""
+        self._write(previous=None)
+
     def quarantine(self, version: int, reason: str) -> None:
         """Refuse ``version`` from now on (until an operator clears it)."""
         self._settle(quarantine=(version, reason), keep_pending=True)

@@ -49,7 +49,10 @@ class ModelReconciler:
         golden: GoldenLoader,
         load_timeout: float,
         shadow_suffix: str = "__candidate",
+        poll_interval: float | None = None,
     ) -> None:
+        """``poll_interval``: seconds between polls for the stale-model alert (for cron, the longest gap;
+        the caller knows the scheduler); by default the schedule's interval."""
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state = source, serving, state
         self.metrics, self.clock, self.golden = metrics, clock, golden
@@ -61,7 +64,12 @@ class ModelReconciler:
         self.reporter = Reporter(self.name, metrics)
         self.lock = threading.RLock()
         self.operator = Operator(
-            settings, lock=self.lock, state=state, promotion=self.promotion, reporter=self.reporter
+            settings,
+            lock=self.lock,
+            state=state,
+            promotion=self.promotion,
+            reporter=self.reporter,
+            discovery=self.discovery,
         )
         self.candidate = Candidate(
             settings,
@@ -76,7 +84,10 @@ class ModelReconciler:
         )
         self.ready, self.ready_reason = False, "no pass yet"
         self.last_plan: Plan | None = None
-        self.reporter.declare(settings.schedule, state.get(self.name).serving)
+        interval = settings.schedule.interval
+        if poll_interval is None and interval is not None and not settings.schedule.cron:
+            poll_interval = interval.total_seconds()
+        self.reporter.declare(poll_interval, state.get(self.name))
 
     # ---- the pass ----------------
 
@@ -97,8 +108,9 @@ class ModelReconciler:
             return result
 
     def _pass(self) -> PassResult:
-        self._recover()
-        self._converge_serving()
+        with self.reporter.counting("serving"):  # an outage is counted by type, as the bucket's errors are
+            self._recover()
+            self._converge_serving()
         with self.reporter.stage("detect"):
             found = self.discovery.poll()
         now = self.clock.time()
@@ -106,6 +118,7 @@ class ModelReconciler:
             record.last_poll = record.last_poll_ok = now
             record.last_error = None
         self.reporter.polled(now, frozenset(found.incomplete))
+        self._quarantine_invalid(found.invalid)
         decision = self.last_plan = self._plan(found.complete)
         if decision.action is not Action.PROMOTE or decision.version is None:
             idle = decision.action is Action.IDLE
@@ -116,6 +129,16 @@ class ModelReconciler:
         # last_error in /status) and quarantines nothing.
         golden = self.golden()
         return self.candidate.attempt(decision.version, found.complete.get(decision.version), golden)
+
+    def _quarantine_invalid(self, invalid: Mapping[int, str]) -> None:
+        """A version discovery judged invalid (bad manifest, wrong model, hostile object name) is quarantined
+        like a failed candidate: shown in /status and metrics, cleared by the operator once fixed in place."""
+        known = self.state.get(self.name).quarantined
+        for version, reason in sorted(invalid.items()):
+            if version not in known:
+                why = f"invalid: {reason}; once fixed in place: tfs-agent clear {self.name} {version}"
+                self.promotion.quarantine(version, why)
+                self.reporter.rejected(version, why, "quarantined")
 
     def _failed(self, err: AgentError, stage: str | None = None) -> PassResult:
         try:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from agent.core.domain import Verdict
 from agent.core.errors import AgentError
-from agent.infra.config import ScheduleSettings
 from agent.infra.logs import event
 from agent.infra.metrics import AgentMetrics
+from agent.infra.state import ModelRecord
 from agent.pipeline.promotion import Recovered, Recovery
 from agent.pipeline.staging import StagedVersion
 
@@ -60,13 +60,15 @@ class Reporter:
         self.model = model
         self.metrics = metrics
         self._seen_incomplete: frozenset[int] = frozenset()
+        self._told: tuple[object, ...] | None = None
 
-    def declare(self, schedule: ScheduleSettings, serving: int | None) -> None:
-        """The model's series at zero (and its poll interval), so alerts see them before the first event."""
-        interval = schedule.interval
-        seconds = interval.total_seconds() if interval and not schedule.cron else None
-        self.metrics.declare(self.model, seconds)
-        self.serving(serving)
+    def declare(self, poll_interval: float | None, record: ModelRecord) -> None:
+        """The model's series at zero, its poll interval (seconds; for cron the longest gap between runs)
+        and what the state file says serves, so alerts see them before the first event."""
+        self.metrics.declare(self.model, poll_interval)
+        self.serving(record.serving)
+        self.quarantined(len(record.quarantined))
+        self.metrics.record_validation(self.model, "serving", record.serving_metrics)
 
     def timed_pass(self) -> AbstractContextManager[None]:
         return self.metrics.poll_duration.labels(self.model).time()
@@ -74,6 +76,15 @@ class Reporter:
     def stage(self, stage: str) -> AbstractContextManager[None]:
         """Time a stage and count its failure by error type."""
         return self.metrics.stage(self.model, stage)
+
+    def counting(self, stage: str) -> AbstractContextManager[None]:
+        """Count an untimed step's failure by error type (e.g. ``serving``: TF Serving unreachable)."""
+        return self.metrics.errors_in(self.model, stage)
+
+    def _news(self, key: tuple[object, ...]) -> bool:
+        """Whether this pass's hold or failure differs from the last pass's: a repeat is no transition."""
+        news, self._told = key != self._told, key
+        return news
 
     # ---- the pass ----------------
 
@@ -88,15 +99,20 @@ class Reporter:
         if stage is not None:
             self.metrics.errors.labels(self.model, stage, type(err).__name__).inc()
         self.metrics.polls.labels(self.model, "error").inc()
-        fields = {"error": type(err).__name__, "reason": err.reason}
-        event(log, "pass failed", level=logging.WARNING, model=self.model, **fields)
+        if self._news(("failed", type(err).__name__, err.reason)):
+            fields = {"error": type(err).__name__, "reason": err.reason}
+            event(log, "pass failed", level=logging.WARNING, model=self.model, **fields)
 
     def abandoned(self) -> None:
         event(log, "pass abandoned: stopping", model=self.model)
 
     def waiting(self, result: PassResult) -> None:
+        """Every pass ends here: a new hold is logged once, not on every poll it lasts."""
         if result.outcome is Outcome.WAITING:
-            event(log, "waiting", model=self.model, version=result.version, reason=result.detail)
+            if self._news(("waiting", result.version, result.detail)):
+                event(log, "waiting", model=self.model, version=result.version, reason=result.detail)
+        elif result.outcome is not Outcome.RETRY:
+            self._told = None
 
     def candidate(self, version: int, reason: str) -> None:
         event(log, "candidate", model=self.model, version=version, reason=reason)
@@ -134,9 +150,12 @@ class Reporter:
     def serving(self, version: int | None) -> None:
         self.metrics.serving_version.labels(self.model).set(version or 0)
 
-    def promoted(self, version: int, previous: int | None, now: float) -> None:
+    def promoted(self, verdict: Verdict, previous: int | None, now: float) -> None:
+        """The version baked: it serves, and its golden-data score is now the serving one's."""
+        version = verdict.version
         self.metrics.candidates.labels(self.model, "promoted").inc()
         self.metrics.last_success.labels(self.model).set(now)
+        self.metrics.record_validation(self.model, "serving", verdict.metrics)
         event(log, "promoted", model=self.model, version=version, previous=previous)
 
     def bake_failed(self, bad: int, good: int | None, problem: str) -> None:
@@ -168,7 +187,11 @@ class Reporter:
 
     def after_pass(self, ready: bool, quarantined: int) -> None:
         self.metrics.ready.labels(self.model).set(1 if ready else 0)
-        self.metrics.quarantined.labels(self.model).set(quarantined)
+        self.quarantined(quarantined)
+
+    def quarantined(self, count: int) -> None:
+        """How many versions are refused now (after a pass, and at once after an operator's action)."""
+        self.metrics.quarantined.labels(self.model).set(count)
 
     # ---- operator ----------------
 

@@ -70,20 +70,11 @@ class Agent:
                 golden=self._golden_loader(m),
                 load_timeout=settings.serving.load_timeout.total_seconds(),
                 shadow_suffix=settings.candidate_suffix,
+                # Cron schedules too: the stale-model alert needs every model's longest gap between polls.
+                poll_interval=poll_gap_seconds(m.schedule),
             )
             for m in settings.models
         }
-        for m in settings.models:
-            self._declare(m)
-
-    def _declare(self, model: ModelSettings) -> None:
-        """Series that read the state or the schedule rather than follow events."""
-        name = model.name
-        # Cron schedules too: the stale-model alert needs every model's longest gap between polls.
-        self.metrics.poll_interval.labels(name).set(poll_gap_seconds(model.schedule))
-        # A view of the state file, so an operator's rollback or clear shows at the next scrape.
-        self.metrics.quarantined.labels(name).set_function(lambda: len(self.state.get(name).quarantined))
-        self.metrics.record_validation(name, "serving", self.state.get(name).serving_metrics)
 
     def _golden_loader(self, model: ModelSettings) -> GoldenLoader:
         def load() -> Golden | None:
