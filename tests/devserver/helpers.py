@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
-from agent.devserver.tensors import from_numpy
+from tfs_devserver.tensors import from_numpy
 from tests.servers import poll_until, predict_request
 
 

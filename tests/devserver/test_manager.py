@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from agent.devserver.manager import Manager, ManagerOptions
-from agent.devserver.monitor import ManagerState, ServableState, StateMonitor
-from agent.devserver.status import Code, ServingError
+from tfs_devserver.manager import Manager, ManagerOptions
+from tfs_devserver.monitor import ManagerState, ServableState, StateMonitor
+from tfs_devserver.status import Code, ServingError
 from tests.servers import poll_until
 
 

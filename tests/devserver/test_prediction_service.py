@@ -19,7 +19,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from agent.devserver.tensors import from_numpy
+from tfs_devserver.tensors import from_numpy
 from tests.devserver.helpers import Background, Gate, assert_rpc_error, gated_request
 from tests.savedmodels import build_example_model, build_gated_model, build_half_plus_two, write_warmup
 from tests.servers import ServerHandle, model_config, model_config_list, predict_request

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.devserver import config as cfg
-from agent.devserver.flags import Flags
-from agent.devserver.server import DevServer
-from agent.devserver.status import Code, ServingError
+from tfs_devserver import config as cfg
+from tfs_devserver.flags import Flags
+from tfs_devserver.server import DevServer
+from tfs_devserver.status import Code, ServingError
 from tests.savedmodels import build_half_plus_two
 from tests.servers import free_port, port_open
 

@@ -8,8 +8,8 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from agent.devserver.source import FileSystemSource, ServableToMonitor, aspired_versions, parse_version
-from agent.devserver.status import ServingError
+from tfs_devserver.source import FileSystemSource, ServableToMonitor, aspired_versions, parse_version
+from tfs_devserver.status import ServingError
 
 
 @pytest.mark.parametrize(

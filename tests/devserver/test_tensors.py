@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from agent.devserver.status import Code, ServingError
-from agent.devserver.tensors import dtype_name, from_numpy, to_numpy
+from tfs_devserver.status import Code, ServingError
+from tfs_devserver.tensors import dtype_name, from_numpy, to_numpy
 from tests.dtypes import NUMERIC
 
 

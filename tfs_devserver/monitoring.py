@@ -13,7 +13,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from agent.devserver.status import Code
+from tfs_devserver.status import Code
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
 # monitoring::Buckets::Exponential(10, 1.8, 33): 10 us up to ~20 minutes.

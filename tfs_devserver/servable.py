@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from agent.devserver.status import Code, ServingError, from_exception
+from tfs_devserver.status import Code, ServingError, from_exception
 
 log = logging.getLogger("tensorflow.cc.saved_model.loader")
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from agent.devserver import inference, rest_json
-from agent.devserver.core import ServerCore
-from agent.devserver.grpc_service import check_metadata_request, metadata_response
-from agent.devserver.monitoring import Metrics
-from agent.devserver.servable import DEFAULT_SIGNATURE, Servable
-from agent.devserver.status import Code, ServingError, from_exception, invalid_argument
+from tfs_devserver import inference, rest_json
+from tfs_devserver.core import ServerCore
+from tfs_devserver.grpc_service import check_metadata_request, metadata_response
+from tfs_devserver.monitoring import Metrics
+from tfs_devserver.servable import DEFAULT_SIGNATURE, Servable
+from tfs_devserver.status import Code, ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("tensorflow_serving.model_servers.http_server")
 

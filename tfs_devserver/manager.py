@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from agent.devserver.monitor import ManagerState, ServableState, StateMonitor, servable_id
-from agent.devserver.servable import Servable
-from agent.devserver.status import Code, ServingError, from_exception
+from tfs_devserver.monitor import ManagerState, ServableState, StateMonitor, servable_id
+from tfs_devserver.servable import Servable
+from tfs_devserver.status import Code, ServingError, from_exception
 
 log = logging.getLogger("tensorflow_serving.core.basic_manager")
 

@@ -28,12 +28,12 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
-from agent.devserver import inference
-from agent.devserver.core import UNSUPPORTED_CONFIG, ServerCore
-from agent.devserver.monitoring import Metrics
-from agent.devserver.servable import DEFAULT_SIGNATURE, Servable
-from agent.devserver.status import Code, ServingError, from_exception, invalid_argument
-from agent.devserver.tensors import from_numpy, to_numpy
+from tfs_devserver import inference
+from tfs_devserver.core import UNSUPPORTED_CONFIG, ServerCore
+from tfs_devserver.monitoring import Metrics
+from tfs_devserver.servable import DEFAULT_SIGNATURE, Servable
+from tfs_devserver.status import Code, ServingError, from_exception, invalid_argument
+from tfs_devserver.tensors import from_numpy, to_numpy
 
 log = logging.getLogger("tensorflow_serving.model_servers.grpc")
 

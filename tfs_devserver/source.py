@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from agent.devserver.status import ServingError, invalid_argument
+from tfs_devserver.status import ServingError, invalid_argument
 
 log = logging.getLogger("tensorflow_serving.sources.storage_path.file_system_storage_path_source")
 

@@ -14,8 +14,8 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 from tensorflow_serving.config import model_server_config_pb2
 
-from agent.devserver.monitoring_proto import MonitoringConfig
-from agent.devserver.status import Code, ServingError, invalid_argument
+from tfs_devserver.monitoring_proto import MonitoringConfig
+from tfs_devserver.status import Code, ServingError, invalid_argument
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
-from agent.devserver.servable import Servable, Signature, TensorInfo
-from agent.devserver.status import invalid_argument
-from agent.devserver.tensors import datatype_of, dtype_name
+from tfs_devserver.servable import Servable, Signature, TensorInfo
+from tfs_devserver.status import invalid_argument
+from tfs_devserver.tensors import datatype_of, dtype_name
 
 Array = np.ndarray[Any, Any]
 CLASSES, SCORES, REGRESS_OUTPUT = "classes", "scores", "outputs"

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 from tensorflow_serving.apis import prediction_log_pb2
 
-from agent.devserver import inference
-from agent.devserver.servable import Servable
-from agent.devserver.status import Code, ServingError, from_exception, invalid_argument
-from agent.devserver.tensors import to_numpy
+from tfs_devserver import inference
+from tfs_devserver.servable import Servable
+from tfs_devserver.status import Code, ServingError, from_exception, invalid_argument
+from tfs_devserver.tensors import to_numpy
 
 log = logging.getLogger("tensorflow_serving.servables.tensorflow.saved_model_warmup")
 

@@ -8,19 +8,27 @@ old END of a re-added model does not satisfy the wait.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from agent.core.domain import VersionState
-from agent.devserver.status import ServingError
+from tfs_devserver.status import ServingError
 
 log = logging.getLogger("tensorflow_serving.core.servable_state_monitor")
 
-# ModelVersionStatus.State numbers: one definition for the agent and the stand-in (B14).
-ManagerState = VersionState
+
+class ManagerState(enum.IntEnum):
+    """``ModelVersionStatus.State`` of get_model_status.proto (B14): the numbers GetModelStatus reports."""
+
+    UNKNOWN = 0
+    START = 10
+    LOADING = 20
+    AVAILABLE = 30
+    UNLOADING = 40
+    END = 50
 
 
 @dataclass(frozen=True)
