@@ -244,7 +244,9 @@ class Manager:
         with self._cond:
             while slot.in_flight:
                 self._cond.wait()
-            slot.servable = None
+            servable, slot.servable = slot.servable, None
+        if servable is not None:
+            servable.close()
         gc.collect()
         with self._cond:
             slot.state = _Harness.DISABLED

@@ -21,7 +21,7 @@ from typing import Any
 
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from tfs_devserver import inference, rest_json
+from tfs_devserver import examples, inference, rest_json
 from tfs_devserver.core import ServerCore
 from tfs_devserver.grpc_service import check_metadata_request, metadata_response
 from tfs_devserver.monitoring import Metrics
@@ -164,11 +164,11 @@ class RestApi:
             inputs, row = rest_json.request_inputs(body, signature)
             outputs = inference.predict(servable, signature_name, inputs)
             return rest_json.predict_response(outputs, row)
-        examples = rest_json.examples_input(body)
+        request_input = rest_json.examples_input(body)
         if action == "classify":
-            result = inference.classify(servable, signature_name, examples)
+            result = examples.classify(servable, signature_name, request_input)
             return {"result": [[[c.label, c.score] for c in row.classes] for row in result.classifications]}
-        regression = inference.regress(servable, signature_name, examples)
+        regression = examples.regress(servable, signature_name, request_input)
         return {"result": [r.value for r in regression.regressions]}
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfs_devserver import inference
+from tfs_devserver import examples, inference
 from tfs_devserver.servable import Servable
 from tfs_devserver.status import Code, ServingError, from_exception, invalid_argument
 from tfs_devserver.tensors import to_numpy
@@ -42,10 +42,12 @@ def _replay(servable: Servable, log_entry: prediction_log_pb2.PredictionLog) -> 
         inference.predict(servable, request.model_spec.signature_name, inputs, list(request.output_filter))
     elif kind == "classify_log":
         request_c = log_entry.classify_log.request
-        inference.classify(servable, request_c.model_spec.signature_name, request_c.input)
+        examples.classify(servable, request_c.model_spec.signature_name, request_c.input)
     elif kind == "regress_log":
         request_r = log_entry.regress_log.request
-        inference.regress(servable, request_r.model_spec.signature_name, request_r.input)
+        examples.regress(servable, request_r.model_spec.signature_name, request_r.input)
+    elif kind == "multi_inference_log":
+        examples.multi_inference(servable, log_entry.multi_inference_log.request)
     else:
         raise ServingError(Code.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}")
 

@@ -12,8 +12,8 @@ import grpc
 import numpy as np
 import pytest
 
-from tfs_devserver.tensors import from_numpy
 from tests.servers import poll_until, predict_request
+from tfs_devserver.tensors import from_numpy
 
 
 def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:

@@ -19,10 +19,10 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tfs_devserver.tensors import from_numpy
 from tests.devserver.helpers import Background, Gate, assert_rpc_error, gated_request
 from tests.savedmodels import build_example_model, build_gated_model, build_half_plus_two, write_warmup
 from tests.servers import ServerHandle, model_config, model_config_list, predict_request
+from tfs_devserver.tensors import from_numpy
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -84,14 +84,11 @@ def test_predict_resolution_errors(served: ServerHandle) -> None:
 
 
 def test_predict_rejects_bad_inputs(served: ServerHandle) -> None:
-    """B16/bad input: wrong dtype, shape, alias, signature or output filter fail; the model still serves."""
+    """B16/bad input: wrong dtype, alias, signature or output filter fail; the model still serves."""
     stub = served.prediction_stub()
     wrong_dtype = predict_request("r", [1.0])
     wrong_dtype.inputs["x"].CopyFrom(from_numpy(np.array([1, 2], dtype=np.int32)))
     assert "int32" in assert_rpc_error(lambda: stub.Predict(wrong_dtype, timeout=30), INVALID)
-    wrong_shape = predict_request("r", [1.0])
-    wrong_shape.inputs["x"].CopyFrom(from_numpy(np.ones((2, 2), dtype=np.float32)))
-    assert_rpc_error(lambda: stub.Predict(wrong_shape, timeout=30), INVALID)
     extra = predict_request("r", [1.0])
     extra.inputs["z"].CopyFrom(from_numpy(np.array([1.0], dtype=np.float32)))
     assert "z" in assert_rpc_error(lambda: stub.Predict(extra, timeout=30), INVALID)
@@ -132,6 +129,15 @@ def test_predict_error_messages(served: ServerHandle) -> None:
         grpc.StatusCode.FAILED_PRECONDITION,
         'Serving signature key "nope" not found.',
     )
+
+
+def test_shape_is_the_graphs_business_not_the_signatures(served: ServerHandle) -> None:
+    """B23: a [2,2] input to a [-1] signature is fed as is; the graph's broadcasting ops answer it."""
+    request = predict_request("r", [1.0])
+    request.inputs["x"].CopyFrom(from_numpy(np.ones((2, 2), dtype=np.float32)))
+    response = served.prediction_stub().Predict(request, timeout=30)
+    assert [d.size for d in response.outputs["y"].tensor_shape.dim] == [2, 2]
+    assert list(response.outputs["y"].float_val) == [4.0] * 4
 
 
 def test_tensor_content_and_typed_fields_are_both_accepted(served: ServerHandle) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.savedmodels import build_half_plus_two
+from tests.servers import free_port, port_open
 from tfs_devserver import config as cfg
 from tfs_devserver.flags import Flags
 from tfs_devserver.server import DevServer
 from tfs_devserver.status import Code, ServingError
-from tests.savedmodels import build_half_plus_two
-from tests.servers import free_port, port_open
 
 
 def _flags(**overrides: object) -> Flags:
