@@ -116,4 +116,4 @@ def test_state_numbers_are_get_model_status_protos() -> None:
     from tfs_devserver.monitor import ManagerState
 
     proto = get_model_status_pb2.ModelVersionStatus.State
-    assert {s.name: int(s) for s in ManagerState} == {n: proto.Value(n) for n in proto.keys()}
+    assert {s.name: int(s) for s in ManagerState} == dict(proto.items())
