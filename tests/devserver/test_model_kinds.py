@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -23,7 +22,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tests.devserver.helpers import assert_rpc_error
+from tests.devserver.helpers import assert_rpc_error, float_examples
 from tests.devserver.tf1_models import (
     build_asset_table,
     build_estimator_style,
@@ -64,15 +63,6 @@ def _predict(server: ServerHandle, name: str, inputs: dict[str, np.ndarray], sig
     return {alias: to_numpy(tensor) for alias, tensor in response.outputs.items()}
 
 
-def _examples(*values: float) -> list[example_pb2.Example]:
-    out = []
-    for value in values:
-        example = example_pb2.Example()
-        example.features.feature["x"].float_list.value.append(value)
-        out.append(example)
-    return out
-
-
 @pytest.mark.parametrize("name", ["est", "mod"])
 def test_predict_feeds_any_shape_the_graph_accepts(kinds: ServerHandle, name: str) -> None:
     """B23: x of shape [1] sent to a [-1,1] signature is answered (3.0 at 2.0), as is the declared [2,1]."""
@@ -105,7 +95,7 @@ def test_estimator_style_regress_and_classify_grpc(kinds: ServerHandle) -> None:
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "est"
     regress.model_spec.signature_name = "regress_x_to_y"
-    regress.input.example_list.examples.extend(_examples(2.0, 4.0))
+    regress.input.example_list.examples.extend(float_examples(2.0, 4.0))
     response = stub.Regress(regress, timeout=30)
     assert [r.value for r in response.result.regressions] == [3.0, 4.0]
     assert (response.model_spec.name, response.model_spec.version.value) == ("est", 1)
@@ -114,7 +104,7 @@ def test_estimator_style_regress_and_classify_grpc(kinds: ServerHandle) -> None:
     classify.model_spec.signature_name = "classify_x_to_y"
     context = classify.input.example_list_with_context
     context.context.features.feature["x2"].float_list.value.append(9.0)
-    context.examples.extend(_examples(2.0))
+    context.examples.extend(float_examples(2.0))
     result = stub.Classify(classify, timeout=30).result
     assert [(c.label, c.score) for c in result.classifications[0].classes] == [("lo", 3.0), ("hi", 6.0)]
 
@@ -126,7 +116,7 @@ def test_estimator_style_multi_inference(kinds: ServerHandle) -> None:
         task = request.tasks.add(method_name=f"tensorflow/serving/{method}")
         task.model_spec.name = "est"
         task.model_spec.signature_name = signature
-    request.input.example_list.examples.extend(_examples(4.0))
+    request.input.example_list.examples.extend(float_examples(4.0))
     results = kinds.prediction_stub().MultiInference(request, timeout=30).results
     assert [c.score for c in results[0].classification_result.classifications[0].classes] == [4.0, 8.0]
     assert [r.value for r in results[1].regression_result.regressions] == [4.0]
@@ -152,12 +142,12 @@ def test_classify_and_regress_need_their_signature_tensors(kinds: ServerHandle) 
     stub = kinds.prediction_stub()
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "mod"
-    classify.input.example_list.examples.extend(_examples(1.0))
+    classify.input.example_list.examples.extend(float_examples(1.0))
     assert_rpc_error(lambda: stub.Classify(classify, timeout=30), INVALID)
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "est"
     regress.model_spec.signature_name = "classify_x_to_y"
-    regress.input.example_list.examples.extend(_examples(1.0))
+    regress.input.example_list.examples.extend(float_examples(1.0))
     assert_rpc_error(lambda: stub.Regress(regress, timeout=30), INVALID)
     assert _predict(kinds, "mod", {"x": np.array([2.0], np.float32)})["y"].tolist() == [3.0]
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -19,7 +18,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tests.devserver.helpers import Background, Gate, assert_rpc_error, gated_request
+from tests.devserver.helpers import Background, Gate, assert_rpc_error, float_examples, gated_request
 from tests.savedmodels import build_example_model, build_gated_model, build_half_plus_two, write_warmup
 from tests.servers import ServerHandle, model_config, model_config_list, predict_request
 from tfs_devserver.tensors import from_numpy
@@ -174,29 +173,20 @@ def test_get_model_metadata(served: ServerHandle) -> None:
     )
 
 
-def _examples(values: list[float]) -> list[example_pb2.Example]:
-    examples = []
-    for value in values:
-        example = example_pb2.Example()
-        example.features.feature["x"].float_list.value.append(value)
-        examples.append(example)
-    return examples
-
-
 def test_classify_and_regress(served: ServerHandle) -> None:
     """B18: Classify and Regress run on signatures that support them, and fail cleanly on others."""
     stub = served.prediction_stub()
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "ex"
     regress.model_spec.signature_name = "regress"
-    regress.input.example_list.examples.extend(_examples([1.0, 3.0]))
+    regress.input.example_list.examples.extend(float_examples(1.0, 3.0))
     response = stub.Regress(regress, timeout=30)
     assert [r.value for r in response.result.regressions] == [2.0, 4.0]
     assert response.model_spec.version.value == 1
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "ex"
     classify.model_spec.signature_name = "classify"
-    classify.input.example_list.examples.extend(_examples([1.0]))
+    classify.input.example_list.examples.extend(float_examples(1.0))
     result = stub.Classify(classify, timeout=30).result
     assert [(c.label, c.score) for c in result.classifications[0].classes] == [("lo", 2.0), ("hi", 4.0)]
     classify.model_spec.name = "r"
