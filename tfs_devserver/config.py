@@ -2,6 +2,8 @@
 
 Why here: start-up (B2), the config-file poller (B8) and ReloadConfig (B10) must apply the same checks with
 the same messages; keeping them in one module makes that true by construction.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

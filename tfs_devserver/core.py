@@ -5,6 +5,8 @@ Why one class: these share the reload lock and the remembered config. ReloadConf
 *before* the label/platform checks (the stock quirk), replaces the label map whole (B13), hands the models to
 the source, and then waits only for models that are new to the source (B12) using a listener that sees only
 events after the reload began.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ util.cc): the request's ``Input`` is serialized into one string tensor of shape 
 single input ``inputs`` by tensor name, and the outputs ``classes``/``scores`` or ``outputs`` are fetched and
 checked for shape and dtype. Any signature holding those names qualifies (TF Serving checks a signature's
 ``method_name`` only behind ``--enable_signature_method_name_check``, off by default).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

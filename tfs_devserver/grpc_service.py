@@ -2,6 +2,8 @@
 
 Why thin: every rule lives in ``core``/``inference``; this module only converts protos, maps ServingError to a
 gRPC status (message truncated at 1024 characters like stock ToGRPCStatus) and records request metrics.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ are encoded. The checks are TF Serving's (predict_util.cc: PreProcessPrediction)
 exists, the number and names of the inputs, each input's dtype (Session::Run's own feed check), the output
 filter. Shapes are never compared with the signature's TensorInfo: the graph's ops decide, and their errors
 come back with TF's code and message.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Why start-up is strict: the stock server listens on no port until every model of
 version AVAILABLE, and exits non-zero with ``Failed to start server. Error: ...`` (on stdout) when one fails;
 a config file that does not parse prints the parser's line:column reason on stderr. Deployments key readiness
 on that behaviour, so the devserver reproduces it.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

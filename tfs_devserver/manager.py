@@ -7,6 +7,8 @@ forgotten), and (3) asks the availability-preserving policy for at most one acti
 Loads and unloads run on worker threads, so a slow load never blocks requests to other versions. A version
 whose load failed stays failed while it is aspired (never retried, B6); an unload first removes the version
 from routing, then waits for its in-flight requests (B17).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Why a separate event stream: the stock manager publishes each transition (START,
 UNLOADING, END) on an event bus; GetModelStatus reads the latest state per version (END entries kept forever),
 while ReloadConfig waits with a *fresh* listener that only sees events published after the reload began, so an
 old END of a re-added model does not satisfy the wait.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

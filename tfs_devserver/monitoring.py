@@ -4,6 +4,8 @@ Why not prometheus_client: the stock exporter's names start with ``:`` (every no
 of ``/tensorflow/serving/request_count`` becomes ``:``) and its histograms use TensorFlow's exponential bucket
 limits in microseconds; a few dozen lines reproduce that exactly. The stock metrics carry no version label, so
 the per-version series the issue asks for are separate ``:tfs_devserver:*`` metrics.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Why the stdlib server: the devserver's REST traffic is tests, demos and local ru
 it without another dependency. Paths are matched case-insensitively with the stock regular expressions, errors
 are ``{"error": "<message>"}`` with the stock status-code mapping, and requests run under
 ``--rest_api_timeout_in_ms`` (DEADLINE_EXCEEDED, 504, when it passes).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

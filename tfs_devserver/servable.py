@@ -5,7 +5,9 @@ Session (variables restored, the main/legacy-init op run with the asset paths fe
 feeding and fetching *tensor names* from the MetaGraphDef's SignatureDefs. TF2's Python loader instead
 re-traces TF1 graphs into functions, which fails on some Estimator exports (ParseExample shape inference) and
 checks input shapes the stock server never checks. A Session loads TF1 graphs and TF2 exports alike, its
-``Run`` releases the GIL, and op errors come back with TF's own code and message (docs/decisions/0007).
+``Run`` releases the GIL, and op errors come back with TF's own code and message (docs/decisions/0010).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

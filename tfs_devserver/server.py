@@ -2,6 +2,8 @@
 
 Why separate from ``main``: tests and the benchmark can start and stop a whole server in-process, and ``main``
 stays about process concerns (flags, exit codes, signals).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Why its rules matter: versions are the children of ``base_path`` whose names par
 only at the next poll, while a removed model is un-aspired at once. One unreadable or missing base path fails
 the whole poll, so no model gets updated that round (the stock behaviour behind "stalls polling for all
 models"). With a poll interval of 0 the file system is read once; negative, never.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Why: the first requests to a freshly loaded TensorFlow model are slow (graph optimisation, allocator warm-up);
 the stock server replays recorded PredictionLogs before declaring the version AVAILABLE, and a failing replay
 fails the load. A missing file is fine.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

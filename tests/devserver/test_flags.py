@@ -1,4 +1,7 @@
-"""Command-line parsing and the process entry point without a model (B1, B2)."""
+"""Command-line parsing and the process entry point without a model (B1, B2).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

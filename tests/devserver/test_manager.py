@@ -1,6 +1,8 @@
 """The aspired-versions manager in-process, with a fake loader (B5, B6, B14, B16, B17).
 
 Ticks are driven by the test (the manager thread is not started), so every step is explicit.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

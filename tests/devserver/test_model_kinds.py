@@ -5,6 +5,8 @@ main op, a TF2 ``tf.Module`` and a Keras export: each loads, answers Predict ove
 columnar, and inputs whose shapes differ from the declared ones where the graph allows), Classify/Regress
 where its signatures support them, and GetModelMetadata. Runs against the devserver, or the stock binary
 with TFS_BINARY set.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

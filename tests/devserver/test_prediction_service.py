@@ -2,6 +2,8 @@
 warmup (B22), and the TF1 SavedModel form.
 
 Runs against the devserver, or the stock binary with TFS_BINARY set.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

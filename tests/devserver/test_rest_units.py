@@ -1,5 +1,8 @@
 """REST pieces in-process: JSON encodings (B19), HTTP status mapping and the request timeout (B20), metrics
-text (B21), and config parsing messages (B2)."""
+text (B21), and config parsing messages (B2).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""A whole DevServer in-process: start-up validation and a clean stop, without a process launch (B2, B10)."""
+"""A whole DevServer in-process: start-up validation and a clean stop, without a process launch (B2, B10).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The file-system source in-process: version names, policies, polling rules (B3, B4, B7, B12)."""
+"""The file-system source in-process: version names, policies, polling rules (B3, B4, B7, B12).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

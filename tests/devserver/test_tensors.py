@@ -1,4 +1,7 @@
-"""TensorProto <-> numpy conversion: lossless both ways for the common dtypes, clear errors otherwise."""
+"""TensorProto <-> numpy conversion: lossless both ways for the common dtypes, clear errors otherwise.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

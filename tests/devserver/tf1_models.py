@@ -14,6 +14,8 @@ TF Serving's ``SavedModelBundle`` (a Session over the ``serve`` MetaGraph):
 - ``build_keras``: ``keras.Model.export`` of ``Dense(1)`` with kernel ``a`` and bias ``b``; ``x`` [-1, 1] →
   ``output_0``. Its MatMul needs a matrix, so ``[1]`` is refused by the graph itself.
 Each writes ``<base_path>/<version>`` atomically (tests.savedmodels' install, cached per parameters).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
