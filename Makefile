@@ -25,11 +25,11 @@ suite: install
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check agent tests benchmarks docker
-	$(BIN)/ruff format --check agent tests benchmarks docker
+	$(BIN)/ruff check agent tfs_devserver tests benchmarks docker
+	$(BIN)/ruff format --check agent tfs_devserver tests benchmarks docker
 
 typecheck: install
-	$(BIN)/mypy --strict agent
+	$(BIN)/mypy --strict agent tfs_devserver
 
 imports: install
 	$(BIN)/lint-imports

@@ -276,7 +276,7 @@ class ServerHandle:
     ) -> tuple[list[float], int]:
         """Predict ``y`` for float32 ``x``; returns (values, version that served)."""
         request = predict_request(name, x, version=version, label=label, signature_name=signature_name)
-        from agent.devserver.tensors import from_numpy
+        from tfs_devserver.tensors import from_numpy
 
         for alias, value in (extra_inputs or {}).items():
             request.inputs[alias].CopyFrom(from_numpy(value))
@@ -333,7 +333,7 @@ def predict_request(
 def server_command() -> list[str]:
     """The binary under test: ``TFS_BINARY`` (split like a shell would), else this checkout's devserver."""
     binary = os.environ.get("TFS_BINARY")
-    return shlex.split(binary) if binary else [sys.executable, "-m", "agent.devserver"]
+    return shlex.split(binary) if binary else [sys.executable, "-m", "tfs_devserver"]
 
 
 def _write(path: Path, text: str) -> Path:

@@ -13,7 +13,8 @@ import pytest
 
 from tests.servers import ServerHandle, model_config_list, running_server
 
-# Stock retries (5 x 60 s) would make every failing load in the suite take five minutes (TFSERVING.md B12).
+# Stock retries (5 x 60 s) would make every failing load in the suite take five minutes
+# (docs/tfserving-behaviour.md#b12).
 FAST_FAILURE_FLAGS = ("--max_num_load_retries=0",)
 
 

@@ -12,8 +12,20 @@ import grpc
 import numpy as np
 import pytest
 
-from agent.devserver.tensors import from_numpy
 from tests.servers import poll_until, predict_request
+from tfs_devserver.tensors import from_numpy
+
+
+def float_examples(*values: float) -> list[Any]:
+    """One tf.Example per value, each with float feature ``x`` holding it (the example models' input)."""
+    from tensorflow.core.example import example_pb2
+
+    out = []
+    for value in values:
+        example = example_pb2.Example()
+        example.features.feature["x"].float_list.value.append(value)
+        out.append(example)
+    return out
 
 
 def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:

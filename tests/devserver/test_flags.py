@@ -1,11 +1,14 @@
-"""Command-line parsing and the process entry point without a model (B1, B2)."""
+"""Command-line parsing and the process entry point without a model (B1, B2).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from agent.devserver.flags import FlagError, Flags, parse_flags
-from agent.devserver.main import EXIT_FAILURE, main
+from tfs_devserver.flags import FlagError, Flags, parse_flags
+from tfs_devserver.main import EXIT_FAILURE, main
 
 
 def test_equals_and_space_forms() -> None:
@@ -57,7 +60,7 @@ def test_main_without_a_model_prints_usage(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """B1/B2: without --model_base_path or --model_config_file the process prints usage and fails."""
-    monkeypatch.setattr("agent.devserver.main._setup_logging", lambda: None)  # keep pytest's log handlers
+    monkeypatch.setattr("tfs_devserver.main._setup_logging", lambda: None)  # keep pytest's log handlers
     assert main(["--port=1", "--bogus"]) == EXIT_FAILURE
     out = capsys.readouterr().out
     assert "unknown argument: --bogus" in out

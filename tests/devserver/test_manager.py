@@ -1,6 +1,8 @@
 """The aspired-versions manager in-process, with a fake loader (B5, B6, B14, B16, B17).
 
 Ticks are driven by the test (the manager thread is not started), so every step is explicit.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from agent.devserver.manager import Manager, ManagerOptions
-from agent.devserver.monitor import ManagerState, ServableState, StateMonitor
-from agent.devserver.status import Code, ServingError
 from tests.servers import poll_until
+from tfs_devserver.manager import Manager, ManagerOptions
+from tfs_devserver.monitor import ManagerState, ServableState, StateMonitor
+from tfs_devserver.status import Code, ServingError
 
 
 class FakeServable:
@@ -24,6 +26,11 @@ class FakeServable:
     def __init__(self, name: str, version: int) -> None:
         self.name = name
         self.version = version
+        self.closed = False
+
+    def close(self) -> None:
+        """Record that the manager released it (the real one closes its Session)."""
+        self.closed = True
 
 
 class FakeLoader:
@@ -161,7 +168,7 @@ def test_unaspiring_cancels_retries(monitor: StateMonitor, loader: FakeLoader) -
 
 
 def test_unload_drains_in_flight_requests(manager: Manager, monitor: StateMonitor) -> None:
-    """B17: an unloading version leaves routing at once but unloads only after its requests finish."""
+    """B17: an unloading version leaves routing at once; its Session closes only after its requests finish."""
     manager.set_aspired("m", {1: "/m/1"})
     tick_until(manager, monitor, 1, ManagerState.AVAILABLE)
     with manager.handle("m", 1) as servable:
@@ -174,7 +181,9 @@ def test_unload_drains_in_flight_requests(manager: Manager, monitor: StateMonito
             manager.tick()
         assert monitor.get("m", 1).state is ManagerState.UNLOADING  # type: ignore[union-attr]
         assert servable.version == 1
+        assert not servable.closed  # type: ignore[attr-defined]
     tick_until(manager, monitor, 1, ManagerState.END)
+    assert servable.closed  # type: ignore[attr-defined]
 
 
 def test_not_found_messages(manager: Manager, monitor: StateMonitor) -> None:

@@ -162,7 +162,7 @@ def test_new_model_that_fails_returns_unknown_then_ok(shared_server: ServerHandl
     """B12/B14: a new model whose only version fails gives UNKNOWN (stock text); resending returns OK.
 
     The stock source wraps ServableId::DebugString ("{name: m version: 1}") in another pair of braces, so the
-    message opens with three; TFSERVING.md's quote shows two.
+    message opens with three; docs/tfserving-behaviour.md's quote shows two.
     """
     base = tmp_path / "bad"
     corrupt_savedmodel(build_half_plus_two(base, 1))

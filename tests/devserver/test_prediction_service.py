@@ -2,6 +2,8 @@
 warmup (B22), and the TF1 SavedModel form.
 
 Runs against the devserver, or the stock binary with TFS_BINARY set.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -19,10 +20,10 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from agent.devserver.tensors import from_numpy
-from tests.devserver.helpers import Background, Gate, assert_rpc_error, gated_request
+from tests.devserver.helpers import Background, Gate, assert_rpc_error, float_examples, gated_request
 from tests.savedmodels import build_example_model, build_gated_model, build_half_plus_two, write_warmup
 from tests.servers import ServerHandle, model_config, model_config_list, predict_request
+from tfs_devserver.tensors import from_numpy
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -84,14 +85,11 @@ def test_predict_resolution_errors(served: ServerHandle) -> None:
 
 
 def test_predict_rejects_bad_inputs(served: ServerHandle) -> None:
-    """B16/bad input: wrong dtype, shape, alias, signature or output filter fail; the model still serves."""
+    """B16/bad input: wrong dtype, alias, signature or output filter fail; the model still serves."""
     stub = served.prediction_stub()
     wrong_dtype = predict_request("r", [1.0])
     wrong_dtype.inputs["x"].CopyFrom(from_numpy(np.array([1, 2], dtype=np.int32)))
     assert "int32" in assert_rpc_error(lambda: stub.Predict(wrong_dtype, timeout=30), INVALID)
-    wrong_shape = predict_request("r", [1.0])
-    wrong_shape.inputs["x"].CopyFrom(from_numpy(np.ones((2, 2), dtype=np.float32)))
-    assert_rpc_error(lambda: stub.Predict(wrong_shape, timeout=30), INVALID)
     extra = predict_request("r", [1.0])
     extra.inputs["z"].CopyFrom(from_numpy(np.array([1.0], dtype=np.float32)))
     assert "z" in assert_rpc_error(lambda: stub.Predict(extra, timeout=30), INVALID)
@@ -134,6 +132,15 @@ def test_predict_error_messages(served: ServerHandle) -> None:
     )
 
 
+def test_shape_is_the_graphs_business_not_the_signatures(served: ServerHandle) -> None:
+    """B23: a [2,2] input to a [-1] signature is fed as is; the graph's broadcasting ops answer it."""
+    request = predict_request("r", [1.0])
+    request.inputs["x"].CopyFrom(from_numpy(np.ones((2, 2), dtype=np.float32)))
+    response = served.prediction_stub().Predict(request, timeout=30)
+    assert [d.size for d in response.outputs["y"].tensor_shape.dim] == [2, 2]
+    assert list(response.outputs["y"].float_val) == [4.0] * 4
+
+
 def test_tensor_content_and_typed_fields_are_both_accepted(served: ServerHandle) -> None:
     """B16: inputs may use tensor_content or float_val; outputs come back in float_val."""
     request = predict_request("r", [0.0])
@@ -168,29 +175,20 @@ def test_get_model_metadata(served: ServerHandle) -> None:
     )
 
 
-def _examples(values: list[float]) -> list[example_pb2.Example]:
-    examples = []
-    for value in values:
-        example = example_pb2.Example()
-        example.features.feature["x"].float_list.value.append(value)
-        examples.append(example)
-    return examples
-
-
 def test_classify_and_regress(served: ServerHandle) -> None:
     """B18: Classify and Regress run on signatures that support them, and fail cleanly on others."""
     stub = served.prediction_stub()
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "ex"
     regress.model_spec.signature_name = "regress"
-    regress.input.example_list.examples.extend(_examples([1.0, 3.0]))
+    regress.input.example_list.examples.extend(float_examples(1.0, 3.0))
     response = stub.Regress(regress, timeout=30)
     assert [r.value for r in response.result.regressions] == [2.0, 4.0]
     assert response.model_spec.version.value == 1
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "ex"
     classify.model_spec.signature_name = "classify"
-    classify.input.example_list.examples.extend(_examples([1.0]))
+    classify.input.example_list.examples.extend(float_examples(1.0))
     result = stub.Classify(classify, timeout=30).result
     assert [(c.label, c.score) for c in result.classifications[0].classes] == [("lo", 2.0), ("hi", 4.0)]
     classify.model_spec.name = "r"

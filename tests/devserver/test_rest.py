@@ -1,6 +1,8 @@
 """REST API (B19, B20) and the Prometheus endpoint (B21) of a real server.
 
 Runs against the devserver, or the stock binary with TFS_BINARY set (except the ``devserver_only`` test).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """REST pieces in-process: JSON encodings (B19), HTTP status mapping and the request timeout (B20), metrics
-text (B21), and config parsing messages (B2)."""
+text (B21), and config parsing messages (B2).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +16,12 @@ import numpy as np
 import pytest
 from tensorflow.core.framework import types_pb2
 
-from agent.devserver import config as cfg
-from agent.devserver.monitoring import Metrics, prometheus_name
-from agent.devserver.rest import RestApi, http_code
-from agent.devserver.rest_json import examples_input, predict_response, request_inputs
-from agent.devserver.servable import Signature, TensorInfo
-from agent.devserver.status import Code, ServingError
+from tfs_devserver import config as cfg
+from tfs_devserver.monitoring import Metrics, prometheus_name
+from tfs_devserver.rest import RestApi, http_code
+from tfs_devserver.rest_json import examples_input, predict_response, request_inputs
+from tfs_devserver.servable import Signature, TensorInfo
+from tfs_devserver.status import Code, ServingError
 
 SIG = Signature(
     key="serving_default",
@@ -183,7 +186,7 @@ def test_monitoring_config_parses(tmp_path: Path) -> None:
 
 def test_grpc_channel_arguments_and_message_truncation() -> None:
     """B1: --grpc_channel_arguments is comma-separated key=value; long gRPC messages are truncated."""
-    from agent.devserver.grpc_service import channel_arguments, grpc_message
+    from tfs_devserver.grpc_service import channel_arguments, grpc_message
 
     assert channel_arguments("grpc.max_connection_age_ms=1000, grpc.primary_user_agent=x,") == [
         ("grpc.max_connection_age_ms", 1000),

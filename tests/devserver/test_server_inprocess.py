@@ -1,4 +1,7 @@
-"""A whole DevServer in-process: start-up validation and a clean stop, without a process launch (B2, B10)."""
+"""A whole DevServer in-process: start-up validation and a clean stop, without a process launch (B2, B10).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.devserver import config as cfg
-from agent.devserver.flags import Flags
-from agent.devserver.server import DevServer
-from agent.devserver.status import Code, ServingError
 from tests.savedmodels import build_half_plus_two
 from tests.servers import free_port, port_open
+from tfs_devserver import config as cfg
+from tfs_devserver.flags import Flags
+from tfs_devserver.server import DevServer
+from tfs_devserver.status import Code, ServingError
 
 
 def _flags(**overrides: object) -> Flags:

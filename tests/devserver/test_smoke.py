@@ -1,4 +1,7 @@
-"""A first end-to-end check of the launcher, the builders and the server (later suites cover each B#)."""
+"""A first end-to-end check of the launcher, the builders and the server (later suites cover each B#).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 

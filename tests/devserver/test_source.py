@@ -1,4 +1,7 @@
-"""The file-system source in-process: version names, policies, polling rules (B3, B4, B7, B12)."""
+"""The file-system source in-process: version names, policies, polling rules (B3, B4, B7, B12).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from agent.devserver.source import FileSystemSource, ServableToMonitor, aspired_versions, parse_version
-from agent.devserver.status import ServingError
+from tfs_devserver.source import FileSystemSource, ServableToMonitor, aspired_versions, parse_version
+from tfs_devserver.status import ServingError
 
 
 @pytest.mark.parametrize(

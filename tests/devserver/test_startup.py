@@ -2,6 +2,8 @@
 
 Each test starts its own server (these behaviours are about how the process starts or which flags it got).
 Runs against the devserver, or the stock binary with TFS_BINARY set.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 Predicts continuously gives zero failed requests (B5, B13, B16, B17).
 
 Runs against the devserver, or the stock binary with TFS_BINARY set.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""TensorProto <-> numpy conversion: lossless both ways for the common dtypes, clear errors otherwise."""
+"""TensorProto <-> numpy conversion: lossless both ways for the common dtypes, clear errors otherwise.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from agent.devserver.status import Code, ServingError
-from agent.devserver.tensors import dtype_name, from_numpy, to_numpy
 from tests.dtypes import NUMERIC
+from tfs_devserver.status import Code, ServingError
+from tfs_devserver.tensors import dtype_name, from_numpy, to_numpy
 
 
 def _same(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
@@ -94,3 +97,26 @@ def test_dtype_names_match_tensorflow() -> None:
         "string",
         "half",
     ]
+
+
+def test_dtype_table_agrees_with_tensorflow() -> None:
+    """The stand-in's own DataType table gives TensorFlow's numpy dtype and DataTypeString name for each."""
+    import tensorflow as tf
+
+    from tfs_devserver.dtypes import TABLE
+
+    for code, (dtype, name) in TABLE.items():
+        assert name == types_pb2.DataType.Name(code).removeprefix("DT_").lower()  # DataTypeString's rule
+        tf_dtype = tf.dtypes.as_dtype(code)
+        expected = np.dtype(object) if code == types_pb2.DT_STRING else np.dtype(tf_dtype.as_numpy_dtype)
+        assert dtype == expected, types_pb2.DataType.Name(code)
+
+
+def test_state_numbers_are_get_model_status_protos() -> None:
+    """The stand-in's own ManagerState numbers are ModelVersionStatus.State's (B14)."""
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    from tfs_devserver.monitor import ManagerState
+
+    proto = get_model_status_pb2.ModelVersionStatus.State
+    assert {s.name: int(s) for s in ManagerState} == dict(proto.items())

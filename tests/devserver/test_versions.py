@@ -1,6 +1,8 @@
 """Which versions a real server serves, and how it moves between them (B3–B6).
 
 Runs against the devserver, or the stock binary with TFS_BINARY set (shared server, 1 s file-system polling).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations

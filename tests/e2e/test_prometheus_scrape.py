@@ -140,7 +140,7 @@ def _serving_command(grpc_port: int, config_file: Path) -> list[str]:
         "--load_retry_interval_micros=2000000",
     ]
     binary = os.environ.get("TFS_BINARY")
-    return [binary, *flags] if binary else [sys.executable, "-m", "agent.devserver", *flags]
+    return [binary, *flags] if binary else [sys.executable, "-m", "tfs_devserver", *flags]
 
 
 def _agent_config(work: Path, grpc_port: int, http_port: int) -> Path:
@@ -222,8 +222,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 @pytest.fixture
 def serving(stack: Stack) -> Stack:
     """TF Serving, started after the agent wrote its initial config (as in the pod), and two SavedModels."""
-    if not os.environ.get("TFS_BINARY") and importlib.util.find_spec("agent.devserver.main") is None:
-        pytest.skip("needs tfs-devserver (agent.devserver.main, not in this checkout yet) or TFS_BINARY")
+    if not os.environ.get("TFS_BINARY") and importlib.util.find_spec("tfs_devserver.main") is None:
+        pytest.skip("needs tfs-devserver (pip install 'tfs-agent[devserver]') or TFS_BINARY")
     _build_models(stack.work)
     stack.start("serving", _serving_command(stack.grpc_port, stack.work / "models" / "models.config"))
     return stack

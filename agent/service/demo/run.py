@@ -168,7 +168,7 @@ class _DevServer:
         self.cmd = [
             sys.executable,
             "-m",
-            "agent.devserver",
+            "tfs_devserver",
             f"--port={port}",
             f"--model_config_file={work}/models/models.config",
             "--file_system_poll_wait_seconds=1",

@@ -1,4 +1,4 @@
-"""tensorflow_model_server's command line (TFSERVING.md B1).
+"""tensorflow_model_server's command line (docs/tfserving-behaviour.md#b1).
 
 Why a hand-written parser: the stock binary accepts ``--name=value`` (we also take ``--name value``), treats a
 bare ``--flag`` as true for booleans, and does not stop on unknown arguments — it prints ``unknown argument:

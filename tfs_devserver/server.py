@@ -2,6 +2,8 @@
 
 Why separate from ``main``: tests and the benchmark can start and stop a whole server in-process, and ``main``
 stays about process concerns (flags, exit codes, signals).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ from http.server import ThreadingHTTPServer
 
 import grpc
 
-from agent.devserver import config as cfg
-from agent.devserver.core import CoreOptions, ServerCore
-from agent.devserver.flags import Flags
-from agent.devserver.grpc_service import build_server
-from agent.devserver.manager import Manager, ManagerOptions
-from agent.devserver.monitor import StateMonitor
-from agent.devserver.monitoring import DEFAULT_PATH, Metrics
-from agent.devserver.rest import start_rest_server
-from agent.devserver.servable import Servable, load_servable
-from agent.devserver.source import FileSystemSource
-from agent.devserver.status import ServingError
-from agent.devserver.warmup import run_warmup
+from tfs_devserver import config as cfg
+from tfs_devserver.core import CoreOptions, ServerCore
+from tfs_devserver.flags import Flags
+from tfs_devserver.grpc_service import build_server
+from tfs_devserver.manager import Manager, ManagerOptions
+from tfs_devserver.monitor import StateMonitor
+from tfs_devserver.monitoring import DEFAULT_PATH, Metrics
+from tfs_devserver.rest import start_rest_server
+from tfs_devserver.servable import Servable, load_servable
+from tfs_devserver.source import FileSystemSource
+from tfs_devserver.status import ServingError
+from tfs_devserver.warmup import run_warmup
 
 log = logging.getLogger("tensorflow_serving.model_servers.server")
 

@@ -4,23 +4,33 @@ Why a separate event stream: the stock manager publishes each transition (START,
 UNLOADING, END) on an event bus; GetModelStatus reads the latest state per version (END entries kept forever),
 while ReloadConfig waits with a *fresh* listener that only sees events published after the reload began, so an
 old END of a re-added model does not satisfy the wait.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from agent.core.domain import VersionState
-from agent.devserver.status import ServingError
+from tfs_devserver.status import ServingError
 
 log = logging.getLogger("tensorflow_serving.core.servable_state_monitor")
 
-# ModelVersionStatus.State numbers: one definition for the agent and the stand-in (B14).
-ManagerState = VersionState
+
+class ManagerState(enum.IntEnum):
+    """``ModelVersionStatus.State`` of get_model_status.proto (B14): the numbers GetModelStatus reports."""
+
+    UNKNOWN = 0
+    START = 10
+    LOADING = 20
+    AVAILABLE = 30
+    UNLOADING = 40
+    END = 50
 
 
 @dataclass(frozen=True)

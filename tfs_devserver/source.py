@@ -5,6 +5,8 @@ Why its rules matter: versions are the children of ``base_path`` whose names par
 only at the next poll, while a removed model is un-aspired at once. One unreadable or missing base path fails
 the whole poll, so no model gets updated that round (the stock behaviour behind "stalls polling for all
 models"). With a poll interval of 0 the file system is read once; negative, never.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from agent.devserver.status import ServingError, invalid_argument
+from tfs_devserver.status import ServingError, invalid_argument
 
 log = logging.getLogger("tensorflow_serving.sources.storage_path.file_system_storage_path_source")
 

@@ -3,6 +3,8 @@
 Why: the first requests to a freshly loaded TensorFlow model are slow (graph optimisation, allocator warm-up);
 the stock server replays recorded PredictionLogs before declaring the version AVAILABLE, and a failing replay
 fails the load. A missing file is fine.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from collections.abc import Iterator
 
 from tensorflow_serving.apis import prediction_log_pb2
 
-from agent.devserver import inference
-from agent.devserver.servable import Servable
-from agent.devserver.status import Code, ServingError, from_exception, invalid_argument
-from agent.devserver.tensors import to_numpy
+from tfs_devserver import examples, inference
+from tfs_devserver.servable import Servable
+from tfs_devserver.status import Code, ServingError, from_exception, invalid_argument
+from tfs_devserver.tensors import to_numpy
 
 log = logging.getLogger("tensorflow_serving.servables.tensorflow.saved_model_warmup")
 
@@ -42,10 +44,12 @@ def _replay(servable: Servable, log_entry: prediction_log_pb2.PredictionLog) -> 
         inference.predict(servable, request.model_spec.signature_name, inputs, list(request.output_filter))
     elif kind == "classify_log":
         request_c = log_entry.classify_log.request
-        inference.classify(servable, request_c.model_spec.signature_name, request_c.input)
+        examples.classify(servable, request_c.model_spec.signature_name, request_c.input)
     elif kind == "regress_log":
         request_r = log_entry.regress_log.request
-        inference.regress(servable, request_r.model_spec.signature_name, request_r.input)
+        examples.regress(servable, request_r.model_spec.signature_name, request_r.input)
+    elif kind == "multi_inference_log":
+        examples.multi_inference(servable, log_entry.multi_inference_log.request)
     else:
         raise ServingError(Code.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}")
 

@@ -4,6 +4,8 @@ Why the stdlib server: the devserver's REST traffic is tests, demos and local ru
 it without another dependency. Paths are matched case-insensitively with the stock regular expressions, errors
 are ``{"error": "<message>"}`` with the stock status-code mapping, and requests run under
 ``--rest_api_timeout_in_ms`` (DEADLINE_EXCEEDED, 504, when it passes).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from typing import Any
 
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
-from agent.devserver import inference, rest_json
-from agent.devserver.core import ServerCore
-from agent.devserver.grpc_service import check_metadata_request, metadata_response
-from agent.devserver.monitoring import Metrics
-from agent.devserver.servable import DEFAULT_SIGNATURE, Servable
-from agent.devserver.status import Code, ServingError, from_exception, invalid_argument
+from tfs_devserver import examples, inference, rest_json
+from tfs_devserver.core import ServerCore
+from tfs_devserver.grpc_service import check_metadata_request, metadata_response
+from tfs_devserver.monitoring import Metrics
+from tfs_devserver.servable import DEFAULT_SIGNATURE, Servable
+from tfs_devserver.status import Code, ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("tensorflow_serving.model_servers.http_server")
 
@@ -164,11 +166,11 @@ class RestApi:
             inputs, row = rest_json.request_inputs(body, signature)
             outputs = inference.predict(servable, signature_name, inputs)
             return rest_json.predict_response(outputs, row)
-        examples = rest_json.examples_input(body)
+        request_input = rest_json.examples_input(body)
         if action == "classify":
-            result = inference.classify(servable, signature_name, examples)
+            result = examples.classify(servable, signature_name, request_input)
             return {"result": [[[c.label, c.score] for c in row.classes] for row in result.classifications]}
-        regression = inference.regress(servable, signature_name, examples)
+        regression = examples.regress(servable, signature_name, request_input)
         return {"result": [r.value for r in regression.regressions]}
 
 

@@ -4,6 +4,8 @@ Why start-up is strict: the stock server listens on no port until every model of
 version AVAILABLE, and exits non-zero with ``Failed to start server. Error: ...`` (on stdout) when one fails;
 a config file that does not parse prints the parser's line:column reason on stderr. Deployments key readiness
 on that behaviour, so the devserver reproduces it.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import time
 from types import FrameType
 from typing import NoReturn
 
-from agent.devserver import config as cfg
-from agent.devserver.flags import USAGE, FlagError, Flags, parse_flags
-from agent.devserver.status import ServingError
+from tfs_devserver import config as cfg
+from tfs_devserver.flags import USAGE, FlagError, Flags, parse_flags
+from tfs_devserver.status import ServingError
 
 log = logging.getLogger("tensorflow_serving.model_servers.server")
 EXIT_FAILURE = 255  # stock main() returns -1
@@ -75,7 +77,7 @@ def _wait_for_signal() -> None:
 def _run(flags: Flags) -> int:
     # TensorFlow is imported only now, so bad flags fail fast.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    from agent.devserver.server import DevServer
+    from tfs_devserver.server import DevServer
 
     # The stock server is C++ and never pauses to collect garbage. Here a full collection walks the ~300,000
     # objects TensorFlow leaves alive, holding the GIL ~250 ms — swap-window p99 went from 3.8 ms to 150 ms

@@ -2,6 +2,8 @@
 
 Why thin: every rule lives in ``core``/``inference``; this module only converts protos, maps ServingError to a
 gRPC status (message truncated at 1024 characters like stock ToGRPCStatus) and records request metrics.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     model_pb2,
     model_service_pb2_grpc,
@@ -28,12 +31,12 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
-from agent.devserver import inference
-from agent.devserver.core import UNSUPPORTED_CONFIG, ServerCore
-from agent.devserver.monitoring import Metrics
-from agent.devserver.servable import DEFAULT_SIGNATURE, Servable
-from agent.devserver.status import Code, ServingError, from_exception, invalid_argument
-from agent.devserver.tensors import from_numpy, to_numpy
+from tfs_devserver import examples, inference
+from tfs_devserver.core import UNSUPPORTED_CONFIG, ServerCore
+from tfs_devserver.monitoring import Metrics
+from tfs_devserver.servable import DEFAULT_SIGNATURE, Servable
+from tfs_devserver.status import Code, ServingError, from_exception, invalid_argument
+from tfs_devserver.tensors import from_numpy, to_numpy
 
 log = logging.getLogger("tensorflow_serving.model_servers.grpc")
 
@@ -94,7 +97,7 @@ class _Handler:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
-    """Predict, Classify, Regress and GetModelMetadata."""
+    """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
 
     def __init__(self, core: ServerCore, metrics: Metrics) -> None:
         self._handler = _Handler(core, metrics)
@@ -118,7 +121,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer): 
         def work(servable: Servable) -> classification_pb2.ClassificationResponse:
             signature = request.model_spec.signature_name
             response = classification_pb2.ClassificationResponse()
-            response.result.CopyFrom(inference.classify(servable, signature, request.input))
+            response.result.CopyFrom(examples.classify(servable, signature, request.input))
             fill_spec(response.model_spec, servable, signature)
             return response
 
@@ -128,11 +131,23 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer): 
         def work(servable: Servable) -> regression_pb2.RegressionResponse:
             signature = request.model_spec.signature_name
             response = regression_pb2.RegressionResponse()
-            response.result.CopyFrom(inference.regress(servable, signature, request.input))
+            response.result.CopyFrom(examples.regress(servable, signature, request.input))
             fill_spec(response.model_spec, servable, signature)
             return response
 
         return self._handler.serve(context, "regress", request.model_spec, work)
+
+    def MultiInference(  # noqa: N802
+        self, request: inference_pb2.MultiInferenceRequest, context: grpc.ServicerContext
+    ) -> Any:
+        if not request.tasks:
+            abort(context, invalid_argument("Expected at least one task"))
+        spec = request.tasks[0].model_spec
+
+        def work(servable: Servable) -> inference_pb2.MultiInferenceResponse:
+            return examples.multi_inference(servable, request)
+
+        return self._handler.serve(context, "MultiInference", spec, work)
 
     def GetModelMetadata(  # noqa: N802
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext

@@ -5,6 +5,8 @@ Why one class: these share the reload lock and the remembered config. ReloadConf
 *before* the label/platform checks (the stock quirk), replaces the label map whole (B13), hands the models to
 the source, and then waits only for models that are new to the source (B12) using a listener that sees only
 events after the reload began.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from dataclasses import dataclass
 
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
-from agent.devserver import config as cfg
-from agent.devserver.manager import Manager
-from agent.devserver.monitor import ManagerState, ServableState, StateMonitor, servable_id
-from agent.devserver.servable import Servable
-from agent.devserver.source import FileSystemSource, ServableToMonitor
-from agent.devserver.status import Code, ServingError, invalid_argument
+from tfs_devserver import config as cfg
+from tfs_devserver.manager import Manager
+from tfs_devserver.monitor import ManagerState, ServableState, StateMonitor, servable_id
+from tfs_devserver.servable import Servable
+from tfs_devserver.source import FileSystemSource, ServableToMonitor
+from tfs_devserver.status import Code, ServingError, invalid_argument
 
 log = logging.getLogger("tensorflow_serving.model_servers.server_core")
 

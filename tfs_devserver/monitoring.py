@@ -4,6 +4,8 @@ Why not prometheus_client: the stock exporter's names start with ``:`` (every no
 of ``/tensorflow/serving/request_count`` becomes ``:``) and its histograms use TensorFlow's exponential bucket
 limits in microseconds; a few dozen lines reproduce that exactly. The stock metrics carry no version label, so
 the per-version series the issue asks for are separate ``:tfs_devserver:*`` metrics.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from agent.devserver.status import Code
+from tfs_devserver.status import Code
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
 # monitoring::Buckets::Exponential(10, 1.8, 33): 10 us up to ~20 minutes.

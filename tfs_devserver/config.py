@@ -2,6 +2,8 @@
 
 Why here: start-up (B2), the config-file poller (B8) and ReloadConfig (B10) must apply the same checks with
 the same messages; keeping them in one module makes that true by construction.
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 from tensorflow_serving.config import model_server_config_pb2
 
-from agent.devserver.monitoring_proto import MonitoringConfig
-from agent.devserver.status import Code, ServingError, invalid_argument
+from tfs_devserver.monitoring_proto import MonitoringConfig
+from tfs_devserver.status import Code, ServingError, invalid_argument
 
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 ModelConfig = model_server_config_pb2.ModelConfig

@@ -7,6 +7,8 @@ forgotten), and (3) asks the availability-preserving policy for at most one acti
 Loads and unloads run on worker threads, so a slow load never blocks requests to other versions. A version
 whose load failed stays failed while it is aspired (never retried, B6); an unload first removes the version
 from routing, then waits for its in-flight requests (B17).
+
+B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from agent.devserver.monitor import ManagerState, ServableState, StateMonitor, servable_id
-from agent.devserver.servable import Servable
-from agent.devserver.status import Code, ServingError, from_exception
+from tfs_devserver.monitor import ManagerState, ServableState, StateMonitor, servable_id
+from tfs_devserver.servable import Servable
+from tfs_devserver.status import Code, ServingError, from_exception
 
 log = logging.getLogger("tensorflow_serving.core.basic_manager")
 
@@ -244,7 +246,9 @@ class Manager:
         with self._cond:
             while slot.in_flight:
                 self._cond.wait()
-            slot.servable = None
+            servable, slot.servable = slot.servable, None
+        if servable is not None:
+            servable.close()
         gc.collect()
         with self._cond:
             slot.state = _Harness.DISABLED

@@ -17,9 +17,9 @@ from google.protobuf.message import Message
 from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import input_pb2
 
-from agent.devserver.servable import Signature
-from agent.devserver.status import invalid_argument
-from agent.devserver.tensors import numpy_dtype
+from tfs_devserver.servable import Signature
+from tfs_devserver.status import invalid_argument
+from tfs_devserver.tensors import numpy_dtype
 
 Array = np.ndarray[Any, Any]
 

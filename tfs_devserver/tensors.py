@@ -12,43 +12,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-from agent.adapters.tfserving.tensors import NUMERIC_DTYPES
-from agent.devserver.status import invalid_argument
+from tfs_devserver.dtypes import NAMES, NUMPY
+from tfs_devserver.status import invalid_argument
 
 TensorProto = tensor_pb2.TensorProto
-
-# DataType -> numpy dtype, for every dtype the devserver converts: the agent's numeric table (one source of
-# truth for both sides of the wire) plus the two the agent never needs to build.
-_NUMPY: dict[int, np.dtype[Any]] = {
-    **NUMERIC_DTYPES,
-    types_pb2.DT_BFLOAT16: np.dtype(ml_dtypes.bfloat16),
-    types_pb2.DT_STRING: np.dtype(object),
-}
+_NUMPY = NUMPY
 _DATATYPE: dict[np.dtype[Any], int] = {v: k for k, v in _NUMPY.items()}
-
-# The names TensorFlow's DataTypeString prints, used in the stock error messages.
-_TF_NAMES: dict[int, str] = {
-    types_pb2.DT_FLOAT: "float",
-    types_pb2.DT_DOUBLE: "double",
-    types_pb2.DT_HALF: "half",
-    types_pb2.DT_BFLOAT16: "bfloat16",
-    types_pb2.DT_INT8: "int8",
-    types_pb2.DT_INT16: "int16",
-    types_pb2.DT_INT32: "int32",
-    types_pb2.DT_INT64: "int64",
-    types_pb2.DT_UINT8: "uint8",
-    types_pb2.DT_UINT16: "uint16",
-    types_pb2.DT_UINT32: "uint32",
-    types_pb2.DT_UINT64: "uint64",
-    types_pb2.DT_BOOL: "bool",
-    types_pb2.DT_COMPLEX64: "complex64",
-    types_pb2.DT_COMPLEX128: "complex128",
-    types_pb2.DT_STRING: "string",
-}
+_TF_NAMES = NAMES
 
 
 def dtype_name(datatype: int) -> str:
