@@ -155,7 +155,7 @@ def test_tf_serving_memory_is_guaranteed(pod: dict[str, Any]) -> None:
     resources = _containers(pod)["tensorflow-serving"]["resources"]
     assert resources["requests"]["memory"] == resources["limits"]["memory"]
     text = (K8S / "base" / "deployment.yaml").read_text()
-    assert "B5" in text
+    assert "tfserving-behaviour.md#b5" in text
     assert "max(resident size)" in text
 
 
