@@ -1,0 +1,193 @@
+"""What one pod knows about its fleet after one listing: a pure snapshot that ``decide`` reads.
+
+Built from the store's listing (names, tokens, store timestamps) and the few records whose bytes matter (the
+release and the slots). Time here is only ever the *store's*: a slot's age and a ledger entry's staleness
+are measured against the store timestamp of this pod's own last heartbeat (ADR 8), so no two pods' clocks are
+ever compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agent.adapters.sources.base import Record, RecordInfo
+from agent.core.errors import FleetRecordError
+from agent.core.fleet_records import (
+    LEDGER_PREFIX,
+    RELEASE_NAME,
+    SLOTS_PREFIX,
+    VERDICTS_PREFIX,
+    Phase,
+    Release,
+    Slot,
+    arrived_prefix,
+    capacity,
+    decode,
+    index_from_name,
+    slot_name,
+)
+
+
+@dataclass(frozen=True)
+class FleetParams:
+    """The fleet settings the protocol needs, in seconds (built from config.FleetSettings)."""
+
+    fleet: str
+    pod: str
+    max_unavailable: int | str = 1
+    canary: int = 1
+    canary_bake: float = 60.0
+    slot_ttl: float = 30.0
+    heartbeat: float = 10.0
+    dead_after: float = 40.0
+    """A pod whose ledger entry is older than this (store clock) is not live."""
+    forget_after: float = 3600.0
+    """A ledger entry older than this is removed."""
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One slot as this pod sees it; ``free`` if missing, released or expired."""
+
+    index: int
+    slot: Slot | None
+    token: str | None
+    age: float
+    expired: bool
+    error: str | None = None
+
+    @property
+    def holder(self) -> str | None:
+        """Who holds it now (None: free or expired); an unparseable slot is held by nobody we know."""
+        if self.token is None or self.expired:
+            return None
+        if self.slot is None:
+            return "?"
+        return self.slot.holder
+
+    @property
+    def free(self) -> bool:
+        return self.holder is None
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """One model's fleet state as one pod saw it."""
+
+    pod: str
+    params: FleetParams
+    release: Release | None
+    release_token: str | None
+    release_error: str | None
+    rejected: frozenset[int]
+    slots: tuple[SlotView, ...]
+    live: frozenset[str]
+    ledger_ages: Mapping[str, float]
+    arrived: frozenset[str]
+    reference: float | None
+    """Store time of this pod's own last heartbeat; None before its first."""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def capacity(self) -> int:
+        """Slots usable now: one while validating or in the canary phase, else max_unavailable."""
+        if self.release is not None and self.release.phase in (Phase.VALIDATING, Phase.CANARY):
+            return 1
+        return capacity(self.params.max_unavailable, len(self.live))
+
+    @property
+    def mine(self) -> SlotView | None:
+        """The slot this pod holds (by the store's record), if any."""
+        return next((s for s in self.slots if s.token and s.slot and s.slot.holder == self.pod), None)
+
+    def slot(self, index: int) -> SlotView:
+        return next((s for s in self.slots if s.index == index), _missing(index))
+
+    def free_slot(self) -> SlotView | None:
+        """The lowest free slot below capacity, if fewer than capacity slots are held in all."""
+        held = sum(1 for s in self.slots if not s.free)
+        if held >= self.capacity:
+            return None
+        return next((s for i in range(self.capacity) if (s := self.slot(i)).free), None)
+
+
+def _missing(index: int) -> SlotView:
+    return SlotView(index, None, None, 0.0, False)
+
+
+def build_view(
+    params: FleetParams, listing: tuple[RecordInfo, ...], records: Mapping[str, Record]
+) -> FleetView:
+    """The snapshot from one listing and the bytes of the release and slot records named in it."""
+    problems: list[str] = []
+    infos = {i.name: i for i in listing}
+    reference = _reference(params, infos)
+    ages = _ledger_ages(infos, reference)
+    live = frozenset(p for p, age in ages.items() if age <= params.dead_after) | {params.pod}
+    release, release_error = _release(records.get(RELEASE_NAME) if RELEASE_NAME in infos else None)
+    if release_error:
+        problems.append(release_error)
+    slots = tuple(_slot(params, i, records.get(i.name), reference, problems) for i in _slot_infos(listing))
+    revision = release.revision if release else -1
+    return FleetView(
+        pod=params.pod,
+        params=params,
+        release=release,
+        release_token=infos[RELEASE_NAME].token if RELEASE_NAME in infos else None,
+        release_error=release_error,
+        rejected=frozenset(v for i in listing if (v := index_from_name(i.name, VERDICTS_PREFIX)) is not None),
+        slots=slots,
+        live=live,
+        ledger_ages=ages,
+        arrived=frozenset(
+            i.name.rsplit("/", 1)[1] for i in listing if i.name.startswith(arrived_prefix(revision))
+        ),
+        reference=reference,
+        problems=tuple(problems),
+    )
+
+
+def _reference(params: FleetParams, infos: Mapping[str, RecordInfo]) -> float | None:
+    mine = infos.get(f"{LEDGER_PREFIX}{params.pod}.json")
+    return mine.updated if mine else None
+
+
+def _ledger_ages(infos: Mapping[str, RecordInfo], reference: float | None) -> dict[str, float]:
+    """Each pod's heartbeat age by the store's clock (0 for all while this pod has no heartbeat yet)."""
+    return {
+        name[len(LEDGER_PREFIX) :].removesuffix(".json"): max(0.0, (reference or i.updated) - i.updated)
+        for name, i in infos.items()
+        if name.startswith(LEDGER_PREFIX) and name.endswith(".json")
+    }
+
+
+def _slot_infos(listing: tuple[RecordInfo, ...]) -> list[RecordInfo]:
+    return [i for i in listing if index_from_name(i.name, SLOTS_PREFIX) is not None]
+
+
+def _release(record: Record | None) -> tuple[Release | None, str | None]:
+    if record is None:
+        return None, None
+    try:
+        return decode(Release, record.data, origin=record.name), None
+    except FleetRecordError as err:
+        return None, str(err)
+
+
+def _slot(
+    params: FleetParams, info: RecordInfo, record: Record | None, reference: float | None, problems: list[str]
+) -> SlotView:
+    index = index_from_name(info.name, SLOTS_PREFIX)
+    assert index is not None  # _slot_infos kept only slot names
+    age = max(0.0, reference - info.updated) if reference is not None else 0.0
+    # Expiry only once this pod has a heartbeat to measure with; the margin covers timestamp granularity.
+    expired = reference is not None and age > params.slot_ttl + 1.0
+    if record is None or record.token != info.token:
+        return SlotView(index, None, info.token, age, expired, "not read")
+    try:
+        slot = decode(Slot, record.data, origin=slot_name(index))
+    except FleetRecordError as err:
+        problems.append(str(err))
+        return SlotView(index, None, info.token, age, expired, str(err))
+    return SlotView(index, slot, info.token, age, expired)
