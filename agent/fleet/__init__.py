@@ -4,7 +4,7 @@
 pod) and the records in ``agent.core.fleet_records``. docs/fleet.md shows the flow; ADR 7 and 8 say why.
 """
 
-from agent.fleet.coordinator import FleetCoordinator
+from agent.fleet.coordinator import FleetCoordinator, fleet_uri, open_coordinator
 from agent.fleet.decide import Action, FleetStep, PodState, decide
 from agent.fleet.view import FleetParams, FleetView, SlotView, build_view
 
@@ -18,4 +18,6 @@ __all__ = [
     "SlotView",
     "build_view",
     "decide",
+    "fleet_uri",
+    "open_coordinator",
 ]

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from agent.adapters.sources import open_record_store
 from agent.adapters.sources.base import CREATE_ONLY, Expect, Record, RecordStore
 from agent.core.errors import PreconditionFailed, RateLimitedError
 from agent.core.fleet_records import (
     ARRIVED_PREFIX,
+    FLEET_FOLDER,
     LEDGER_PREFIX,
     RELEASE_NAME,
     SLOTS_PREFIX,
@@ -35,6 +37,7 @@ from agent.core.fleet_records import (
 from agent.fleet.decide import Action, FleetStep, PodState
 from agent.fleet.view import FleetParams, FleetView, build_view
 from agent.infra.clock import Clock
+from agent.infra.config import FleetSettings
 from agent.infra.logs import event
 
 log = logging.getLogger(__name__)
@@ -257,6 +260,17 @@ class FleetCoordinator:
 
     def _log(self, what: str, **fields: Any) -> None:
         event(log, f"fleet: {what}", fleet=self.params.fleet, pod=self.params.pod, **fields)
+
+
+def fleet_uri(source: str, fleet: str) -> str:
+    """Where a model's fleet records live: ``<source>/_fleet/<fleet>`` (discovery ignores the folder)."""
+    return f"{source.rstrip('/')}/{FLEET_FOLDER}/{fleet}"
+
+
+def open_coordinator(source: str, settings: FleetSettings, clock: Clock) -> FleetCoordinator:
+    """The coordinator for the model at ``source`` (its bucket prefix) in the configured fleet."""
+    store = open_record_store(fleet_uri(source, settings.name))
+    return FleetCoordinator(store, FleetParams.from_settings(settings), clock)
 
 
 def _cached_kind(name: str) -> bool:

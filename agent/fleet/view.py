@@ -8,6 +8,7 @@ ever compared.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from agent.core.fleet_records import (
     index_from_name,
     slot_name,
 )
+from agent.infra.config import FleetSettings
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,20 @@ class FleetParams:
     """A pod whose ledger entry is older than this (store clock) is not live."""
     forget_after: float = 3600.0
     """A ledger entry older than this is removed."""
+
+    @classmethod
+    def from_settings(cls, settings: FleetSettings) -> FleetParams:
+        return cls(
+            fleet=settings.name,
+            pod=settings.id,
+            max_unavailable=settings.max_unavailable,
+            canary=settings.canary,
+            canary_bake=settings.canary_bake.total_seconds(),
+            slot_ttl=settings.slot_ttl.total_seconds(),
+            heartbeat=settings.heartbeat.total_seconds(),
+            dead_after=settings.live_window.total_seconds(),
+            forget_after=settings.forget_after.total_seconds(),
+        )
 
 
 @dataclass(frozen=True)
@@ -105,11 +121,13 @@ class FleetView:
         return next((s for s in self.slots if s.index == index), _missing(index))
 
     def free_slot(self) -> SlotView | None:
-        """The lowest free slot below capacity, if fewer than capacity slots are held in all."""
+        """A free slot below capacity, if fewer than capacity slots are held in all. Each pod prefers its
+        own (by a hash of its id), so pods waiting together race for different slots."""
         held = sum(1 for s in self.slots if not s.free)
         if held >= self.capacity:
             return None
-        return next((s for i in range(self.capacity) if (s := self.slot(i)).free), None)
+        free = [s for i in range(self.capacity) if (s := self.slot(i)).free]
+        return free[zlib.crc32(self.pod.encode()) % len(free)] if free else None
 
 
 def _missing(index: int) -> SlotView:

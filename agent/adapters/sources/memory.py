@@ -52,6 +52,12 @@ class MemoryRecordStore:
                 return None
             return Record(name, str(stored.generation), stored.updated, stored.data)
 
+    def peek(self, name: str) -> bytes | None:
+        """The bytes of a record without counting a request (the simulation's own bookkeeping)."""
+        with self._lock:
+            stored = self._objects.get(name)
+            return stored.data if stored else None
+
     def write(self, name: str, data: bytes, *, expect: Expect) -> str:
         with self._lock:
             self.ops["write"] += 1
