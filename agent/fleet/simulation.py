@@ -21,6 +21,7 @@ from agent.core.fleet_records import RELEASE_NAME, LedgerEntry, Release, decode
 from agent.fleet.coordinator import FleetCoordinator
 from agent.fleet.decide import Action, FleetStep, PodState, decide
 from agent.fleet.view import FleetParams
+from agent.infra.clock import Clock
 
 LIST_PAGE = 1000  # GCS returns at most 1000 names per listing request
 PIPELINE = frozenset({Action.VALIDATE, Action.SWITCH, Action.BAKE, Action.ROLL_BACK})
@@ -42,13 +43,13 @@ class SimClock:
 
 @dataclass
 class SkewedClock:
-    """A pod's own clock: the simulated time plus a constant offset (its skew against the store)."""
+    """A pod's own clock: the store's time plus a constant offset (its skew against the store)."""
 
-    base: SimClock
+    base: Clock
     offset: float
 
     def time(self) -> float:
-        return self.base.now + self.offset
+        return self.base.time() + self.offset
 
     def sleep(self, seconds: float) -> None:
         self.base.sleep(seconds)
