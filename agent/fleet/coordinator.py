@@ -9,6 +9,7 @@ unchanged fleet costs one listing per ``observe``.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -41,6 +42,7 @@ from agent.infra.config import FleetSettings
 from agent.infra.logs import event
 
 log = logging.getLogger(__name__)
+_SLOT_READS = 3  # changed slots a waiting pod reads per observation: unread ones count as held
 
 
 class FleetCoordinator:
@@ -59,16 +61,39 @@ class FleetCoordinator:
         """The last observation (observing first if there is none)."""
         return self._view or self.observe()
 
-    def observe(self) -> FleetView:
-        """One listing, plus reads of the release and slot records whose token changed since last time."""
+    def observe(self, pod: PodState | None = None) -> FleetView:
+        """One listing, plus reads of the release and slot records whose token changed since last time.
+
+        Given the pod's state, slots are read only if this pod may want one (slot records churn with every
+        renewal; a pod already on the target has no use for them). An unread slot counts as held."""
         listing = self.store.list()
-        wanted = {i.name: i.token for i in listing if _cached_kind(i.name)}
-        self._cache = {n: r for n, r in self._cache.items() if wanted.get(n) == r.token}
-        for name in wanted:
-            if name not in self._cache and (record := self.store.read(name)) is not None:
-                self._cache[name] = record
+        tokens = {i.name: i.token for i in listing if _cached_kind(i.name)}
+        self._cache = {n: r for n, r in self._cache.items() if tokens.get(n) == r.token}
+        self._fetch(RELEASE_NAME, tokens)
+        release = build_view(self.params, listing, self._cache).release
+        stale = [n for n in tokens if n.startswith(SLOTS_PREFIX) and n not in self._cache]
+        for name in stale if pod is None else self._slots_to_read(stale, release, pod):
+            self._fetch(name, tokens)
         self._view = build_view(self.params, listing, self._cache)
         return self._view
+
+    def _fetch(self, name: str, tokens: dict[str, str]) -> None:
+        if name in tokens and name not in self._cache and (record := self.store.read(name)) is not None:
+            self._cache[name] = record
+
+    def _slots_to_read(self, stale: list[str], release: Release | None, pod: PodState) -> list[str]:
+        """The changed slots whose bytes can change what decide() tells this pod: none if it needs no
+        slot, slot 0 while validating or in the canary phase, else a few, starting at its preferred one."""
+        if release is None or release.phase is Phase.ABORTED:
+            return []
+        if release.phase in (Phase.VALIDATING, Phase.CANARY):
+            useful = pod.serving is not None or release.previous is None
+            return [n for n in stale if n == slot_name(0)] if useful else []
+        if pod.serving == release.target:
+            return []
+        start = zlib.crc32(self.params.pod.encode())
+        ordered = sorted(stale, key=lambda n: (zlib.crc32(n.encode()) - start) % 2**32)
+        return ordered[:_SLOT_READS]
 
     # ---- the steps decide() asks for that touch only the bucket ----
 
@@ -243,12 +268,16 @@ class FleetCoordinator:
     def _cas(self, name: str, data: bytes, expect: Expect) -> str | None:
         """The new token, or None when the write lost a race or was rate-limited."""
         try:
-            return self.store.write(name, data, expect=expect)
+            token = self.store.write(name, data, expect=expect)
         except PreconditionFailed:
             self.lost_races += 1
             self._cache.pop(name, None)
         except RateLimitedError:
             self.rate_limited += 1
+        else:
+            if _cached_kind(name):  # what this pod wrote need not be read back
+                self._cache[name] = Record(name, token, self.clock.time(), data)
+            return token
         return None
 
     def _delete(self, name: str, token: str) -> int:

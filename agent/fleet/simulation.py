@@ -203,7 +203,7 @@ class Simulation:
     def _steps(self, pod: SimPod) -> float:
         state = PodState(pod.serving, self.candidates(pod))
         for _ in range(_MAX_STEPS):
-            step = decide(pod.coordinator.observe(), state)
+            step = decide(pod.coordinator.observe(state), state)
             if step.action in PIPELINE:
                 return self._start(pod, step)
             if step.action in (Action.IDLE, Action.WAIT):

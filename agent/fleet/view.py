@@ -8,6 +8,7 @@ ever compared.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ from dataclasses import dataclass
 from agent.adapters.sources.base import Record, RecordInfo
 from agent.core.errors import FleetRecordError
 from agent.core.fleet_records import (
+    ARRIVED_PREFIX,
     LEDGER_PREFIX,
     RELEASE_NAME,
     SLOTS_PREFIX,
     VERDICTS_PREFIX,
     Phase,
+    R,
     Release,
     Slot,
     arrived_prefix,
@@ -139,73 +142,97 @@ def build_view(
 ) -> FleetView:
     """The snapshot from one listing and the bytes of the release and slot records named in it."""
     problems: list[str] = []
-    infos = {i.name: i for i in listing}
-    reference = _reference(params, infos)
-    ages = _ledger_ages(infos, reference)
+    groups = _by_folder(listing)
+    release_info = next(iter(groups.get(RELEASE_NAME, ())), None)
+    reference = _reference(params, groups.get(LEDGER_PREFIX, []))
+    ages = _ledger_ages(groups.get(LEDGER_PREFIX, []), reference)
     live = frozenset(p for p, age in ages.items() if age <= params.dead_after) | {params.pod}
-    release, release_error = _release(records.get(RELEASE_NAME) if RELEASE_NAME in infos else None)
+    release, release_error = _release(records.get(RELEASE_NAME) if release_info else None)
     if release_error:
         problems.append(release_error)
-    slots = tuple(_slot(params, i, records.get(i.name), reference, problems) for i in _slot_infos(listing))
-    revision = release.revision if release else -1
+    slots = tuple(
+        _slot(params, i, records.get(i.name), reference, problems) for i in groups.get(SLOTS_PREFIX, [])
+    )
+    arrived = arrived_prefix(release.revision if release else -1)
     return FleetView(
         pod=params.pod,
         params=params,
         release=release,
-        release_token=infos[RELEASE_NAME].token if RELEASE_NAME in infos else None,
+        release_token=release_info.token if release_info else None,
         release_error=release_error,
-        rejected=frozenset(v for i in listing if (v := index_from_name(i.name, VERDICTS_PREFIX)) is not None),
-        slots=slots,
+        rejected=frozenset(
+            v
+            for i in groups.get(VERDICTS_PREFIX, [])
+            if (v := index_from_name(i.name, VERDICTS_PREFIX)) is not None
+        ),
+        slots=tuple(s for s in slots if s is not None),
         live=live,
         ledger_ages=ages,
         arrived=frozenset(
-            i.name.rsplit("/", 1)[1] for i in listing if i.name.startswith(arrived_prefix(revision))
+            i.name[len(arrived) :] for i in groups.get(ARRIVED_PREFIX, []) if i.name.startswith(arrived)
         ),
         reference=reference,
         problems=tuple(problems),
     )
 
 
-def _reference(params: FleetParams, infos: Mapping[str, RecordInfo]) -> float | None:
-    mine = infos.get(f"{LEDGER_PREFIX}{params.pod}.json")
-    return mine.updated if mine else None
+def _rejected(verdicts: list[RecordInfo]) -> frozenset[int]:
+    """A verdict's name is the rejection; its bytes (the reason) are for ``fleet status``."""
+    return frozenset(v for i in verdicts if (v := index_from_name(i.name, VERDICTS_PREFIX)) is not None)
 
 
-def _ledger_ages(infos: Mapping[str, RecordInfo], reference: float | None) -> dict[str, float]:
+def _by_folder(listing: tuple[RecordInfo, ...]) -> dict[str, list[RecordInfo]]:
+    """Records grouped by their first path segment (``slots/``, ``ledger/``, ... or ``release.json``)."""
+    groups: dict[str, list[RecordInfo]] = {}
+    for info in listing:
+        head, sep, _ = info.name.partition("/")
+        groups.setdefault(head + sep, []).append(info)
+    return groups
+
+
+def _reference(params: FleetParams, ledger: list[RecordInfo]) -> float | None:
+    name = f"{LEDGER_PREFIX}{params.pod}.json"
+    return next((i.updated for i in ledger if i.name == name), None)
+
+
+def _ledger_ages(ledger: list[RecordInfo], reference: float | None) -> dict[str, float]:
     """Each pod's heartbeat age by the store's clock (0 for all while this pod has no heartbeat yet)."""
     return {
-        name[len(LEDGER_PREFIX) :].removesuffix(".json"): max(0.0, (reference or i.updated) - i.updated)
-        for name, i in infos.items()
-        if name.startswith(LEDGER_PREFIX) and name.endswith(".json")
+        i.name[len(LEDGER_PREFIX) : -len(".json")]: max(0.0, (reference or i.updated) - i.updated)
+        for i in ledger
+        if i.name.endswith(".json")
     }
-
-
-def _slot_infos(listing: tuple[RecordInfo, ...]) -> list[RecordInfo]:
-    return [i for i in listing if index_from_name(i.name, SLOTS_PREFIX) is not None]
 
 
 def _release(record: Record | None) -> tuple[Release | None, str | None]:
     if record is None:
         return None, None
     try:
-        return decode(Release, record.data, origin=record.name), None
+        return _parsed(Release, record.data, record.name), None
     except FleetRecordError as err:
         return None, str(err)
 
 
 def _slot(
     params: FleetParams, info: RecordInfo, record: Record | None, reference: float | None, problems: list[str]
-) -> SlotView:
+) -> SlotView | None:
     index = index_from_name(info.name, SLOTS_PREFIX)
-    assert index is not None  # _slot_infos kept only slot names
+    if index is None:
+        return None
     age = max(0.0, reference - info.updated) if reference is not None else 0.0
     # Expiry only once this pod has a heartbeat to measure with; the margin covers timestamp granularity.
     expired = reference is not None and age > params.slot_ttl + 1.0
     if record is None or record.token != info.token:
         return SlotView(index, None, info.token, age, expired, "not read")
     try:
-        slot = decode(Slot, record.data, origin=slot_name(index))
+        slot = _parsed(Slot, record.data, slot_name(index))
     except FleetRecordError as err:
         problems.append(str(err))
         return SlotView(index, None, info.token, age, expired, str(err))
     return SlotView(index, slot, info.token, age, expired)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(kind: type[R], data: bytes, origin: str) -> R:
+    """Records are immutable values: the same bytes parse to the same record (pods re-read few of them)."""
+    return decode(kind, data, origin=origin)
