@@ -145,7 +145,7 @@ class Simulation:
     ) -> None:
         self.clock, self.timing, self.rng = SimClock(), timing, random.Random(seed)
         self.store = MemoryRecordStore(self.clock, mutation_interval=mutation_interval)
-        self.params, self.observed = params, Observed()
+        self.params, self.observed, self._skew = params, Observed(), skew
         self.bad_at: dict[int, str] = {}
         """version → where it fails: "validation" or "canary" (live traffic)."""
         self.candidates: Callable[[SimPod], int | None] = lambda pod: None
@@ -161,6 +161,17 @@ class Simulation:
         clock = SkewedClock(self.clock, self.rng.uniform(-skew, skew))
         params = FleetParams(**{**self.params.__dict__, "pod": name})
         return SimPod(name, FleetCoordinator(store, params, clock), store, serving, served={serving or 0})
+
+    def add_pod(self, serving: int | None = None) -> SimPod:
+        """A pod joining now (a scale-up or a rescheduled pod with an empty volume)."""
+        pod = self._pod(len(self.pods), self._skew, serving)
+        self.pods.append(pod)
+        self._schedule(len(self.pods) - 1, 0.0)
+        return pod
+
+    def kill(self, pod: SimPod) -> None:
+        """SIGKILL: the pod stops mid-step; its slot and ledger entry simply stop being renewed."""
+        pod.alive = False
 
     def publish(self, version: int, *, bad_at: str | None = None) -> None:
         """A new complete version in the bucket: every pod's policy sees it as its candidate."""
