@@ -127,14 +127,15 @@ class FleetCoordinator:
         serving: int | None = None,
         phase: Phase = Phase.VALIDATING,
         pinned: bool = False,
+        previous: int | None = None,
     ) -> bool:
         """A new revision targeting ``version``; previous is what the fleet serves now (before the fleet's
-        first release: what this pod serves, ``serving``)."""
+        first release: what this pod serves, ``serving``), unless given."""
         current = self.view.release
         release = Release(
-            revision=(current.revision + 1) if current else 1,
+            revision=self.view.last_revision + 1,
             target=version,
-            previous=_fleet_version(current) if current else serving,
+            previous=previous if previous is not None else _fleet_version(current) if current else serving,
             phase=phase,
             reason=reason,
             who=self.params.pod,
@@ -212,6 +213,10 @@ class FleetCoordinator:
         who, now = self.params.pod, self.clock.time()
         self.write_verdict(Verdict(release.target, stage, reason, who, now, release.revision))
         return self._put_release(replace(release, phase=Phase.ABORTED, reason=reason), "release aborted")
+
+    def set_pinned(self, pinned: bool) -> bool:
+        """Pin or unpin the current release (an operator's action)."""
+        return self._put_release(replace(self._release(), pinned=pinned), "pinned" if pinned else "unpinned")
 
     def write_verdict(self, verdict: Verdict) -> bool:
         """Create-only: the first rejection of a version stands (False: one exists already)."""

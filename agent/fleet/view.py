@@ -107,6 +107,8 @@ class FleetView:
     reference: float | None
     """Store time of this pod's own last heartbeat; None before its first."""
     problems: tuple[str, ...] = ()
+    last_revision: int = 0
+    """The highest revision any record names (the release's, or arrivals' if the release is unreadable)."""
 
     @property
     def capacity(self) -> int:
@@ -173,7 +175,13 @@ def build_view(
         ),
         reference=reference,
         problems=tuple(problems),
+        last_revision=max([release.revision if release else 0, *_arrival_revisions(groups)]),
     )
+
+
+def _arrival_revisions(groups: Mapping[str, list[RecordInfo]]) -> list[int]:
+    heads = (i.name[len(ARRIVED_PREFIX) :].partition("/")[0] for i in groups.get(ARRIVED_PREFIX, []))
+    return [int(h) for h in heads if h.isdigit()]
 
 
 def _rejected(verdicts: list[RecordInfo]) -> frozenset[int]:

@@ -258,9 +258,11 @@ def demo(keep: bool, rate: float) -> None:
 
 
 def _register_optional() -> None:
+    from agent.service.fleet_cli import fleet_command
     from agent.service.publish import publish_command
 
     cli.add_command(publish_command, "publish")
+    cli.add_command(fleet_command, "fleet")
 
 
 _register_optional()
