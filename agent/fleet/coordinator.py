@@ -83,12 +83,12 @@ class FleetCoordinator:
 
     def _slots_to_read(self, stale: list[str], release: Release | None, pod: PodState) -> list[str]:
         """The changed slots whose bytes can change what decide() tells this pod: none if it needs no
-        slot, slot 0 while validating or in the canary phase, else a few, starting at its preferred one."""
+        slot, all while validating or in the canary phase (only slot 0 churns then), else a few, starting
+        at its preferred one."""
         if release is None or release.phase is Phase.ABORTED:
             return []
         if release.phase in (Phase.VALIDATING, Phase.CANARY):
-            useful = pod.serving is not None or release.previous is None
-            return [n for n in stale if n == slot_name(0)] if useful else []
+            return stale if pod.serving is not None or release.previous is None else []
         if pod.serving == release.target:
             return []
         start = zlib.crc32(self.params.pod.encode())

@@ -113,6 +113,7 @@ class SimPod:
     serving: int | None
     task: _Task | None = None
     next_heartbeat: float = 0.0
+    next_poll: float = 0.0
     next_renew: float = 0.0
     served: set[int] = field(default_factory=set)
     alive: bool = True
@@ -200,16 +201,19 @@ class Simulation:
     def _wake(self, pod: SimPod) -> float:
         """Run the pod; return the delay until its next wake-up."""
         now = self.clock.now
+        if now >= pod.next_heartbeat:  # on its own timer, as the agent's scheduler would: busy or idle
+            pod.coordinator.heartbeat(self._entry(pod))
+            pod.next_heartbeat = now + self.params.heartbeat
         if pod.task is not None and now < pod.task.ends:
             self._renew(pod)
-            return min(pod.task.ends - now, self.params.slot_ttl / 3)
+            return min(pod.task.ends - now, self.params.slot_ttl / 3, pod.next_heartbeat - now)
         if pod.task is not None:
             self._finish(pod, pod.task.step)
             pod.task = None
-        if now >= pod.next_heartbeat:
-            pod.coordinator.heartbeat(self._entry(pod))
-            pod.next_heartbeat = now + self.params.heartbeat
-        return self._steps(pod)
+            pod.next_poll = now
+        if now >= pod.next_poll:
+            pod.next_poll = now + self._steps(pod)
+        return min(pod.next_poll, pod.next_heartbeat) - now
 
     def _steps(self, pod: SimPod) -> float:
         state = PodState(pod.serving, self.candidates(pod))

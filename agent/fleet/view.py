@@ -126,13 +126,14 @@ class FleetView:
         return next((s for s in self.slots if s.index == index), _missing(index))
 
     def free_slot(self) -> SlotView | None:
-        """A free slot below capacity, if fewer than capacity slots are held in all. Each pod prefers its
-        own (by a hash of its id), so pods waiting together race for different slots."""
-        held = sum(1 for s in self.slots if not s.free)
-        if held >= self.capacity:
-            return None
+        """A free slot below capacity, so long as the slots held above it (left from a larger capacity)
+        leave room: at most ``capacity`` are held after the take. Each pod prefers its own slot (by a hash
+        of its id), so pods waiting together race for different ones. Unread slots count as held."""
+        held_above = sum(1 for s in self.slots if s.index >= self.capacity and not s.free)
         free = [s for i in range(self.capacity) if (s := self.slot(i)).free]
-        return free[zlib.crc32(self.pod.encode()) % len(free)] if free else None
+        if len(free) <= held_above:
+            return None
+        return free[zlib.crc32(self.pod.encode()) % len(free)]
 
 
 def _missing(index: int) -> SlotView:
