@@ -110,12 +110,13 @@ def run(pods: int, max_unavailable: str, *, seed: int, skew: float) -> dict[str,
 
 def report(r: dict[str, Any]) -> str:
     g, b, c = r["good_release"], r["bad_release"], r["contention_during_good_release"]
+    idle, roll, timing = r["idle"], r["rolling"], r["timing"]
     lines = [
-        f"{r['pods']} pods, max_unavailable {r['max_unavailable']} ({g['slots']} slots), canary 1 × 60 s bake,"
-        f" load {r['timing']['load']:g} s, validation {r['timing']['validate']:g} s",
-        f"  idle:    {r['idle']['fleet_per_s']} requests/s fleet, {r['idle']['per_pod_per_s_mean']}/s per pod",
-        f"  rolling: {r['rolling']['fleet_per_s']} requests/s fleet, {r['rolling']['per_pod_per_s_mean']}/s per pod"
-        f" (max {r['rolling']['per_pod_per_s_max']}); by kind {r['rolling']['by_kind_per_s']}",
+        f"{r['pods']} pods, max_unavailable {r['max_unavailable']} ({g['slots']} slots), canary 1,"
+        f" bake {timing['canary_bake']:g} s, load {timing['load']:g} s, validation {timing['validate']:g} s",
+        f"  idle:    {idle['fleet_per_s']} requests/s fleet, {idle['per_pod_per_s_mean']}/s per pod",
+        f"  rolling: {roll['fleet_per_s']} requests/s fleet, {roll['per_pod_per_s_mean']}/s per pod"
+        f" (max {roll['per_pod_per_s_max']}); by kind {roll['by_kind_per_s']}",
         f"  good v2: every pod on it after {g['seconds_to_done']} s (phases at {g['phases_at_s']});"
         f" {g['pods_on_target']}/{r['pods']} on v2, validations {g['validations']},"
         f" at most {g['max_loading_at_once']} loading at once (slots {g['slots']})",

@@ -55,6 +55,7 @@ class FleetCoordinator:
         self._ledger_token: str | None = None
         self.lost_races = 0
         self.rate_limited = 0
+        self.takeovers = 0
 
     @property
     def view(self) -> FleetView:
@@ -152,6 +153,7 @@ class FleetCoordinator:
         took = self._cas(slot_name(index), encode(slot), expect) is not None
         if took:
             takeover = seen.expired and seen.slot is not None and seen.slot.holder is not None
+            self.takeovers += takeover
             self._log("slot taken", slot=index, purpose=purpose, takeover=takeover or None)
         return took
 
