@@ -16,6 +16,7 @@ import pytest
 from google.api_core import exceptions as api_exceptions
 
 from agent.adapters.sources.base import CREATE_ONLY, RecordStore
+from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.gcs_records import GcsRecordStore
 from agent.adapters.sources.local_records import LocalRecordStore
 from agent.adapters.sources.memory import MemoryRecordStore
@@ -176,3 +177,14 @@ def test_emulator_does_not_check_a_deletes_precondition(gcs: FakeGcsServer) -> N
     blob, first = _raw_blob(gcs)
     blob.delete(if_generation_match=first + 12345)  # type: ignore[attr-defined]
     assert not blob.exists()  # type: ignore[attr-defined]
+
+
+def test_gcs_discovery_ignores_the_fleet_folder(gcs: FakeGcsServer) -> None:
+    """Records under gs://.../m/_fleet/ never show up as a version of m."""
+    client = gcs.client()
+    source = f"gs://{new_bucket(client)}/models/m"
+    GcsSink(source, client=client).write_bytes("4/saved_model.pb", b"graph")
+    store = GcsRecordStore(f"{source}/_fleet/prod", client=client)
+    store.write("release.json", b"{}", expect=CREATE_ONLY)
+    store.write("ledger/pod-a.json", b"{}", expect=CREATE_ONLY)
+    assert GcsSource(source, client=client).list_versions() == frozenset({4})
