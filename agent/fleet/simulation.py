@@ -21,24 +21,11 @@ from agent.core.fleet_records import RELEASE_NAME, LedgerEntry, Release, decode
 from agent.fleet.coordinator import FleetCoordinator
 from agent.fleet.decide import Action, FleetStep, PodState, decide
 from agent.fleet.view import FleetParams
-from agent.infra.clock import Clock
+from agent.infra.clock import Clock, ManualClock
 
 LIST_PAGE = 1000  # GCS returns at most 1000 names per listing request
 PIPELINE = frozenset({Action.VALIDATE, Action.SWITCH, Action.BAKE, Action.ROLL_BACK})
 _MAX_STEPS = 8  # bucket steps per wake-up before the pod yields (a real pass does a few, then sleeps)
-
-
-class SimClock:
-    """The store's clock: simulated seconds."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
 
 
 @dataclass
@@ -50,6 +37,9 @@ class SkewedClock:
 
     def time(self) -> float:
         return self.base.time() + self.offset
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
 
     def sleep(self, seconds: float) -> None:
         self.base.sleep(seconds)
@@ -144,7 +134,7 @@ class Simulation:
         mutation_interval: float = 1.0,
         serving: int | None = 1,
     ) -> None:
-        self.clock, self.timing, self.rng = SimClock(), timing, random.Random(seed)
+        self.clock, self.timing, self.rng = ManualClock(), timing, random.Random(seed)
         self.store = MemoryRecordStore(self.clock, mutation_interval=mutation_interval)
         self.params, self.observed, self._skew = params, Observed(), skew
         self.bad_at: dict[int, str] = {}

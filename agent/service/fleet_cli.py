@@ -15,18 +15,12 @@ from typing import Any
 import click
 
 from agent.core.errors import AgentError
+from agent.core.fleet_records import Release
 from agent.fleet import FleetCoordinator, FleetParams, admin, fleet_uri
 from agent.infra.clock import SystemClock
-from agent.infra.config import AgentSettings, ModelSettings, env, load_settings
+from agent.infra.config import AgentSettings, ModelSettings, load_settings
+from agent.service.options import config_option
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: env("CONFIG", "/etc/tfs-agent/config.yaml"),
-    show_default="$TFS_AGENT_CONFIG or /etc/tfs-agent/config.yaml",
-    help="The agent's YAML config file (for each model's source and the fleet's name).",
-)
 fleet_option = click.option("--fleet", "fleet_name", default=None, help="Fleet name (default: the config's).")
 
 
@@ -118,7 +112,7 @@ def _print_status(name: str, doc: dict[str, Any]) -> None:
         click.echo(f"  PROBLEM {problem}")
 
 
-def _release_line(release: Any) -> str:
+def _release_line(release: Release) -> str:
     return f"release {release.revision}: {release.target} {release.phase} ({release.reason})"
 
 
@@ -136,37 +130,30 @@ def pin_command(model: str, version: int, config_path: Path, fleet_name: str | N
     click.echo(_release_line(_run(lambda: admin.pin(coordinator, version, incomplete=incomplete))))
 
 
-@fleet_command.command("unpin")
-@click.argument("model")
-@config_option
-@fleet_option
-def unpin_command(model: str, config_path: Path, fleet_name: str | None) -> None:
-    """Let the pods' own policies start releases of MODEL again."""
-    settings = _settings(config_path)
-    coordinator = _coordinator(settings, _model(settings, model), fleet_name)
-    click.echo(_release_line(_run(lambda: admin.unpin(coordinator))))
+def _release_command(name: str, action: Callable[[FleetCoordinator], Release], help_text: str) -> None:
+    """``fleet NAME MODEL``: one operator action on MODEL's release, printing the release it leaves."""
+
+    @fleet_command.command(name, help=help_text)
+    @click.argument("model")
+    @config_option
+    @fleet_option
+    def command(model: str, config_path: Path, fleet_name: str | None) -> None:
+        settings = _settings(config_path)
+        coordinator = _coordinator(settings, _model(settings, model), fleet_name)
+        click.echo(_release_line(_run(lambda: action(coordinator))))
 
 
-@fleet_command.command("rollback")
-@click.argument("model")
-@config_option
-@fleet_option
-def rollback_command(model: str, config_path: Path, fleet_name: str | None) -> None:
-    """Reject MODEL's current target and roll every pod back to the previous version."""
-    settings = _settings(config_path)
-    coordinator = _coordinator(settings, _model(settings, model), fleet_name)
-    click.echo(_release_line(_run(lambda: admin.rollback(coordinator))))
-
-
-@fleet_command.command("abort")
-@click.argument("model")
-@config_option
-@fleet_option
-def abort_command(model: str, config_path: Path, fleet_name: str | None) -> None:
-    """Stop MODEL's release under way: its target is rejected, canaries roll back, nobody else moves."""
-    settings = _settings(config_path)
-    coordinator = _coordinator(settings, _model(settings, model), fleet_name)
-    click.echo(_release_line(_run(lambda: admin.abort(coordinator))))
+_release_command("unpin", admin.unpin, "Let the pods' own policies start releases of MODEL again.")
+_release_command(
+    "rollback",
+    admin.rollback,
+    "Reject MODEL's current target and roll every pod back to the previous version.",
+)
+_release_command(
+    "abort",
+    admin.abort,
+    "Stop MODEL's release under way: its target is rejected, canaries roll back, nobody else moves.",
+)
 
 
 @fleet_command.command("clear")
