@@ -97,8 +97,10 @@ def _start(view: FleetView, pod: PodState, release: Release | None) -> FleetStep
     version = pod.candidate
     if version is None or version in view.rejected:
         return None
-    if release is not None and (release.pinned or version == release.target):
+    if release is not None and release.pinned:
         return None
+    if release is not None and version == release.target and release.phase is not Phase.ABORTED:
+        return None  # already the fleet's target; an aborted one whose verdict was cleared may go again
     return FleetStep(Action.START_RELEASE, version=version, reason=f"new candidate {version}")
 
 

@@ -95,3 +95,39 @@ def test_skewed_pod_clocks_still_roll_within_max_unavailable() -> None:
     sim.run_until(lambda: _settled(sim, Phase.DONE, 2), limit=2000)
     assert [p.serving for p in sim.pods] == [2] * 6
     assert sim.observed.max_loading <= 2
+
+
+def test_a_canary_killed_during_its_bake_is_replaced_by_the_next_pod() -> None:
+    """The dead canary's slot expires and another pod canaries; the release still reaches every live pod."""
+    sim = _fleet()
+    sim.publish(2)
+
+    def baking() -> SimPod | None:
+        return next((p for p in sim.pods if p.task and p.task.step.action is Action.BAKE), None)
+
+    sim.run_until(lambda: baking() is not None, limit=2000)
+    canary = baking()
+    assert canary is not None
+    sim.kill(canary)
+    sim.run_until(lambda: _settled(sim, Phase.DONE, 2), limit=3000)
+    release = sim.release()
+    assert release is not None
+    assert release.phase is Phase.DONE
+    assert canary.name not in release.canaries
+    assert len(release.baked) == 1
+    assert all(p.serving == 2 for p in sim.pods if p.alive)
+
+
+def test_a_cleared_verdict_lets_the_same_version_be_released_again() -> None:
+    """After `fleet clear`, the pods' own policy starts a new release of the version it rejected."""
+    sim = _fleet()
+    sim.publish(2, bad_at="validation")
+    sim.run_until(lambda: _settled(sim, Phase.ABORTED, 2), limit=2000)
+    sim.bad_at.clear()  # the environment was fixed (say, the golden file)
+    sim.run_until(lambda: False, limit=5)  # more than the store's one mutation per object per second
+    record = sim.store.read("verdicts/2.json")
+    assert record is not None
+    sim.store.delete(record.name, expect=record.token)
+    sim.run_until(lambda: _settled(sim, Phase.DONE, 2), limit=3000)
+    assert [p.serving for p in sim.pods] == [2] * 6
+    assert dict(sim.observed.validations) == {2: 2}
