@@ -1,7 +1,7 @@
 """The fleet protocol: N agents roll a model version one slot at a time through records in the bucket.
 
 ``FleetCoordinator`` (store calls, each a compare-and-swap), ``decide`` (pure: the next ``FleetStep`` for a
-pod) and the records in ``agent.core.fleet_records``. docs/fleet.md shows the flow; ADR 8 and 9 say why.
+pod) and the records in ``agent.core.fleet_records``. docs/fleet.md shows the flow; ADR 12 and 13 say why.
 """
 
 from agent.fleet.coordinator import FleetCoordinator, fleet_uri, open_coordinator

@@ -2,7 +2,7 @@
 
 Built from the store's listing (names, tokens, store timestamps) and the few records whose bytes matter (the
 release and the slots). Time here is only ever the *store's*: a slot's age and a ledger entry's staleness
-are measured against the store timestamp of this pod's own last heartbeat (ADR 9), so no two pods' clocks are
+are measured against the store timestamp of this pod's own last heartbeat (ADR 13), so no two pods' clocks are
 ever compared.
 """
 
