@@ -9,6 +9,7 @@ unchanged fleet costs one listing per ``observe``.
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
@@ -53,6 +54,7 @@ class FleetCoordinator:
         self._cache: dict[str, Record] = {}
         self._view: FleetView | None = None
         self._ledger_token: str | None = None
+        self._lock = threading.RLock()  # a SlotKeeper renews from its own thread
         self.lost_races = 0
         self.rate_limited = 0
         self.takeovers = 0
@@ -67,6 +69,10 @@ class FleetCoordinator:
 
         Given the pod's state, slots are read only if this pod may want one (slot records churn with every
         renewal; a pod already on the target has no use for them). An unread slot counts as held."""
+        with self._lock:
+            return self._observe(pod)
+
+    def _observe(self, pod: PodState | None) -> FleetView:
         listing = self.store.list()
         tokens = {i.name: i.token for i in listing if _cached_kind(i.name)}
         self._cache = {n: r for n, r in self._cache.items() if tokens.get(n) == r.token}
@@ -274,6 +280,10 @@ class FleetCoordinator:
 
     def _cas(self, name: str, data: bytes, expect: Expect) -> str | None:
         """The new token, or None when the write lost a race or was rate-limited."""
+        with self._lock:
+            return self._write(name, data, expect)
+
+    def _write(self, name: str, data: bytes, expect: Expect) -> str | None:
         try:
             token = self.store.write(name, data, expect=expect)
         except PreconditionFailed:
