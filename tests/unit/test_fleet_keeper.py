@@ -47,6 +47,7 @@ def test_the_keeper_reports_a_slot_taken_over() -> None:
     """Once another pod owns the slot, the next renewal fails and ``lost`` is set."""
     store = MemoryRecordStore(SystemClock())
     pod = _holder(store)
+
     def take_over() -> bool:
         current = store.read(slot_name(0))
         assert current is not None
