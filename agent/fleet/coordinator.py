@@ -37,7 +37,7 @@ from agent.core.fleet_records import (
     verdict_name,
 )
 from agent.fleet.decide import Action, FleetStep, PodState
-from agent.fleet.view import FleetParams, FleetView, build_view
+from agent.fleet.view import FleetParams, FleetView, build_view, release_of
 from agent.infra.clock import Clock
 from agent.infra.config import FleetSettings
 from agent.infra.logs import event
@@ -77,7 +77,7 @@ class FleetCoordinator:
         tokens = {i.name: i.token for i in listing if _cached_kind(i.name)}
         self._cache = {n: r for n, r in self._cache.items() if tokens.get(n) == r.token}
         self._fetch(RELEASE_NAME, tokens)
-        release = build_view(self.params, listing, self._cache).release
+        release = release_of(self._cache.get(RELEASE_NAME))
         stale = [n for n in tokens if n.startswith(SLOTS_PREFIX) and n not in self._cache]
         for name in stale if pod is None else self._slots_to_read(stale, release, pod):
             self._fetch(name, tokens)

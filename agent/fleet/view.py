@@ -213,6 +213,11 @@ def _ledger_ages(ledger: list[RecordInfo], reference: float | None) -> dict[str,
     }
 
 
+def release_of(record: Record | None) -> Release | None:
+    """The release in ``record``, or None if there is none or it does not parse."""
+    return _release(record)[0]
+
+
 def _release(record: Record | None) -> tuple[Release | None, str | None]:
     if record is None:
         return None, None
