@@ -17,25 +17,9 @@ from agent.adapters.sources.streams import crc32c_of_bytes
 from agent.core.domain import MANIFEST_NAME, FileEntry, Manifest
 from agent.core.errors import AgentError
 from agent.core.manifest import serialize_manifest
+from agent.infra.clock import ManualClock
 
-
-class ManualClock:
-    """A ``Clock`` that moves only when told to; ``sleep`` advances it instantly."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+__all__ = ["InMemorySource", "ManualClock", "manifest_for"]
 
 
 def manifest_for(model: str, version: int, files: Mapping[str, bytes]) -> Manifest:

@@ -19,6 +19,7 @@
     │   ├── LoadFailedError         a version went to END with an error
     │   └── LoadTimeoutError        a version did not become AVAILABLE before the deadline
     ├── FleetRecordError            a fleet record (agent/fleet) that does not parse: names the object
+    ├── FleetRefusedError           an operator's fleet action (pin, rollback, ...) refused, with the reason
     ├── GoldenFileError             the golden file does not parse or does not fit the model
     ├── PublishError                (publish.py) SRC_DIR is no SavedModel, or the version exists already
     └── AdminClientError            (admin_client.py) the CLI could not talk to a running agent
@@ -132,6 +133,10 @@ class LoadTimeoutError(ServingError):
     """A version did not become AVAILABLE before the deadline."""
 
     retryable = True
+
+
+class FleetRefusedError(AgentError):
+    """``tfs-agent fleet pin|rollback|abort|clear`` cannot do what was asked; the message says why."""
 
 
 class GoldenFileError(AgentError):

@@ -18,6 +18,7 @@ import click
 
 from agent.core.errors import AgentError, ConfigError
 from agent.infra.config import env, load_settings
+from agent.service.options import config_option
 
 if TYPE_CHECKING:
     from agent.infra.config import AgentSettings
@@ -25,14 +26,6 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "http://localhost:9464"
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: env("CONFIG", "/etc/tfs-agent/config.yaml"),
-    show_default="$TFS_AGENT_CONFIG or /etc/tfs-agent/config.yaml",
-    help="The agent's YAML config file.",
-)
 url_option = click.option(
     "--url",
     default=lambda: env("URL", DEFAULT_URL),
@@ -258,9 +251,11 @@ def demo(keep: bool, rate: float) -> None:
 
 
 def _register_optional() -> None:
+    from agent.service.fleet_cli import fleet_command
     from agent.service.publish import publish_command
 
     cli.add_command(publish_command, "publish")
+    cli.add_command(fleet_command, "fleet")
 
 
 _register_optional()

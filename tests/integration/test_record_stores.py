@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from google.api_core import exceptions as api_exceptions
 
 from agent.adapters.sources.base import CREATE_ONLY, RecordStore
+from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.gcs_records import GcsRecordStore
 from agent.adapters.sources.local_records import LocalRecordStore
 from agent.adapters.sources.memory import MemoryRecordStore
@@ -176,3 +178,41 @@ def test_emulator_does_not_check_a_deletes_precondition(gcs: FakeGcsServer) -> N
     blob, first = _raw_blob(gcs)
     blob.delete(if_generation_match=first + 12345)  # type: ignore[attr-defined]
     assert not blob.exists()  # type: ignore[attr-defined]
+
+
+def test_gcs_discovery_ignores_the_fleet_folder(gcs: FakeGcsServer) -> None:
+    """Records under gs://.../m/_fleet/ never show up as a version of m."""
+    client = gcs.client()
+    source = f"gs://{new_bucket(client)}/models/m"
+    GcsSink(source, client=client).write_bytes("4/saved_model.pb", b"graph")
+    store = GcsRecordStore(f"{source}/_fleet/prod", client=client)
+    store.write("release.json", b"{}", expect=CREATE_ONLY)
+    store.write("ledger/pod-a.json", b"{}", expect=CREATE_ONLY)
+    assert GcsSource(source, client=client).list_versions() == frozenset({4})
+
+
+def test_eight_writers_racing_to_create_one_record_exactly_one_wins(store: RecordStore) -> None:
+    """Eight threads creating one slot at once: exactly one write wins, seven get PreconditionFailed."""
+    barrier, outcomes = threading.Barrier(8), []
+    lock = threading.Lock()
+
+    def race(i: int) -> None:
+        barrier.wait()
+        try:
+            store.write("slots/0.json", f"pod-{i}".encode(), expect=CREATE_ONLY)
+            won = True
+        except PreconditionFailed:
+            won = False
+        with lock:
+            outcomes.append((won, i))
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for won, i in outcomes if won]
+    assert len(winners) == 1
+    record = store.read("slots/0.json")
+    assert record is not None
+    assert record.data == f"pod-{winners[0]}".encode()

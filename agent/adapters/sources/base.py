@@ -5,7 +5,7 @@ adapter (``local.py`` for file://, ``gcs.py`` for gs://) implements ``ModelSourc
 errors to ``TransientSourceError`` / ``PermanentSourceError`` in exactly one place. ``ModelSink`` is the
 writer side that ``tfs-agent publish`` uses. ``RecordStore`` is the one place the agent itself writes to a
 bucket: small fleet records (agent/fleet) under ``<source>/_fleet/<fleet>/``, every write a compare-and-swap
-on the store's own generation (docs/fleet.md, ADR 7).
+on the store's own generation (docs/fleet.md, ADR 12).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ class MemoryRecordStore:
         self._objects: dict[str, _Stored] = {}
         self._deleted_at: dict[str, float] = {}
         self._generation = 0
+        self._listing: tuple[RecordInfo, ...] | None = None
         self._lock = threading.Lock()
         self.ops: Counter[str] = Counter()
         self.rate_limited = 0
@@ -52,6 +53,12 @@ class MemoryRecordStore:
                 return None
             return Record(name, str(stored.generation), stored.updated, stored.data)
 
+    def peek(self, name: str) -> bytes | None:
+        """The bytes of a record without counting a request (the simulation's own bookkeeping)."""
+        with self._lock:
+            stored = self._objects.get(name)
+            return stored.data if stored else None
+
     def write(self, name: str, data: bytes, *, expect: Expect) -> str:
         with self._lock:
             self.ops["write"] += 1
@@ -61,15 +68,18 @@ class MemoryRecordStore:
             _check_precondition(self._uri, name, current, expect)
             self._generation += 1
             self._objects[name] = _Stored(bytes(data), self._generation, now, now)
+            self._listing = None
             return str(self._generation)
 
     def list(self, prefix: str = "") -> tuple[RecordInfo, ...]:
         with self._lock:
             self.ops["list"] += 1
-            return tuple(
-                RecordInfo(n, str(s.generation), s.updated)
-                for n, s in sorted(self._objects.items())
-                if n.startswith(prefix)
+            if self._listing is None:  # the simulation lists far more often than it writes
+                self._listing = tuple(
+                    RecordInfo(n, str(s.generation), s.updated) for n, s in sorted(self._objects.items())
+                )
+            return (
+                self._listing if not prefix else tuple(i for i in self._listing if i.name.startswith(prefix))
             )
 
     def delete(self, name: str, *, expect: str) -> None:
@@ -82,6 +92,7 @@ class MemoryRecordStore:
             self._check_rate(name, current, now)
             _check_precondition(self._uri, name, current, expect)
             del self._objects[name]
+            self._listing = None
             self._deleted_at[name] = now
 
     def _check_rate(self, name: str, current: _Stored | None, now: float) -> None:
