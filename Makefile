@@ -10,10 +10,10 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devserver/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e ./devserver -e '.[dev]'
 	touch $(STAMP)
 
 ## make test: every check CI blocks a merge on, in order: ruff check, ruff format --check, mypy --strict,
@@ -25,11 +25,11 @@ suite: install
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check agent tfs_devserver tests benchmarks docker
-	$(BIN)/ruff format --check agent tfs_devserver tests benchmarks docker
+	$(BIN)/ruff check agent devserver tests benchmarks docker
+	$(BIN)/ruff format --check agent devserver tests benchmarks docker
 
 typecheck: install
-	$(BIN)/mypy --strict agent tfs_devserver
+	$(BIN)/mypy --strict agent devserver/tfs_devserver
 
 imports: install
 	$(BIN)/lint-imports

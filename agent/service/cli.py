@@ -243,7 +243,7 @@ def demo(keep: bool, rate: float) -> None:
 
     Publishes v1, starts a load generator, publishes a good v2 and a v3 failing its golden check, and prints
     a timeline. Exits 0 only if v2 was promoted with zero failed requests and v3 was rejected while v2 kept
-    serving. Needs TensorFlow (pip install 'tfs-agent[devserver]').
+    serving. Needs TensorFlow (pip install tfs-devserver, or ./devserver from a checkout).
     """
     from agent.service.demo.run import run_demo
 

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_image_build_context_leaves_the_stand_in_out() -> None:
-    """docker/Dockerfile.dockerignore drops tfs_devserver/ and the Dockerfile copies only agent/ code."""
+    """docker/Dockerfile.dockerignore drops devserver/ and the Dockerfile copies only agent/ code."""
     ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
-    assert "tfs_devserver/" in ignore
+    assert "devserver/" in ignore
     copies = [
         line for line in (ROOT / "docker" / "Dockerfile").read_text().splitlines() if line.startswith("COPY")
     ]
@@ -22,12 +22,14 @@ def test_image_build_context_leaves_the_stand_in_out() -> None:
 
 
 def test_wheel_built_like_the_image_holds_no_stand_in_code(tmp_path: Path) -> None:
-    """The wheel built from what the image copies (pyproject, README, agent/) has no tfs_devserver module."""
+    """The agent's wheel, built from a tree that holds devserver/ too, has no tfs_devserver module."""
     context = tmp_path / "context"
     context.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, context / name)
     shutil.copytree(ROOT / "agent", context / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "devserver", context / "devserver", ignore=skip)
     subprocess.run(
         [
             sys.executable,

@@ -223,7 +223,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 def serving(stack: Stack) -> Stack:
     """TF Serving, started after the agent wrote its initial config (as in the pod), and two SavedModels."""
     if not os.environ.get("TFS_BINARY") and importlib.util.find_spec("tfs_devserver.main") is None:
-        pytest.skip("needs tfs-devserver (pip install 'tfs-agent[devserver]') or TFS_BINARY")
+        pytest.skip("needs tfs-devserver (pip install ./devserver) or TFS_BINARY")
     _build_models(stack.work)
     stack.start("serving", _serving_command(stack.grpc_port, stack.work / "models" / "models.config"))
     return stack
