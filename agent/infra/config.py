@@ -88,7 +88,8 @@ class ScheduleSettings(_Strict):
 
     interval: Duration | None = timedelta(seconds=30)
     jitter: Duration = timedelta(0)
-    """Random delay up to this much added to each run, so many pods do not poll the bucket in lockstep."""
+    """Random delay up to this much (sub-second too) added to each run, so many pods do not poll the bucket
+    in lockstep."""
     cron: str | None = None
     """A crontab expression (5 fields); replaces ``interval`` when set."""
 
@@ -168,7 +169,7 @@ class ModelSettings(_Strict):
     labels: tuple[str, ...] = ("stable",)
     """Version labels moved to each promoted version (clients may ask for ``version_label: stable``)."""
     keep_versions: int = Field(2, ge=1)
-    """Versions kept on disk: the serving one plus this many minus one for rollback."""
+    """Versions kept on disk: the serving one plus this many minus one; 1 keeps no rollback target."""
     download_concurrency: int = Field(8, ge=1, le=64)
 
     @field_validator("name")

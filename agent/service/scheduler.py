@@ -37,7 +37,7 @@ def poll_gap_seconds(schedule: ScheduleSettings) -> float:
     if not schedule.cron:
         assert schedule.interval is not None
         return schedule.interval.total_seconds()
-    trigger = CronTrigger.from_crontab(schedule.cron, timezone="UTC")
+    trigger = trigger_for(schedule.model_copy(update={"jitter": timedelta(0)}))  # the runs as scheduled
     start = datetime(2025, 1, 1, tzinfo=UTC)
     previous: datetime | None = None
     widest = 0.0

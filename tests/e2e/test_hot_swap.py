@@ -6,9 +6,6 @@ B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behav
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,30 +170,17 @@ def test_admin_api_needs_the_token(stacks: list[Stack], tmp_path: Path) -> None:
     for v in (1, 2):
         stack.publish(v)
         stack.wait_serving(v)
-    url = stack.agent.url  # type: ignore[union-attr]
-
-    def cli(*args: str, token_value: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "TFS_AGENT_ADMIN_TOKEN"}
-        if token_value is not None:
-            env["TFS_AGENT_ADMIN_TOKEN"] = token_value
-        return subprocess.run(
-            [sys.executable, "-m", "agent", *args, "--url", url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    refused = cli("pin", MODEL, "1", token_value="wrong")
+    assert stack.agent is not None
+    cli = stack.agent.cli
+    refused = cli("pin", MODEL, "1", token="wrong")
     assert refused.returncode != 0
     assert "401" in refused.stderr or "token" in refused.stderr.lower()
     assert stack.model()["pinned"] is None
     assert cli("pin", MODEL, "1").returncode != 0  # no token at all: refused before sending
-    done = cli("pin", MODEL, "1", token_value="s3cret-token")
+    done = cli("pin", MODEL, "1", token="s3cret-token")
     assert done.returncode == 0, done.stderr
     stack.wait_serving(1)
-    assert cli("unpin", MODEL, token_value="s3cret-token").returncode == 0
+    assert cli("unpin", MODEL, token="s3cret-token").returncode == 0
     stack.wait_serving(2)
     shown = cli("status")
     assert "serving=2" in shown.stdout

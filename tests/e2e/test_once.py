@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import yaml
 
 from agent.adapters.tfserving.client import initial_config
 from agent.service.publish import publish
+from tests.agentproc import tfs_agent
 from tests.e2e.stack import GOLDEN, MODEL, SERVER_FLAGS
 from tests.savedmodels import build_half_plus_two
 from tests.servers import start_server
@@ -56,13 +55,7 @@ def test_once_exit_codes(tmp_path: Path) -> None:
     )
 
     def once() -> tuple[int, dict[str, object]]:
-        done = subprocess.run(
-            [sys.executable, "-m", "agent", "once", "--config", str(agent_yaml), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = tfs_agent("once", "--config", str(agent_yaml), "--json")
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         return done.returncode, (lines[0] if lines else {"stderr": done.stderr})
 

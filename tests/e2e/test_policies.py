@@ -69,14 +69,23 @@ GOLDEN_METRICS = {"instances": [1.0, 2.0, 5.0], "labels": [2.5, 3.0, 4.5], "metr
 def test_golden_policies_gate_and_export_the_validation_metric(stack: Stack, tmp_path: Path) -> None:
     """Metric gates reject a candidate over `max`; `champion_tolerance` rejects one trailing the serving
     version; `replace_below` holds a candidate while the serving version performs; after a promotion
-    `tfs_agent_validation_metric{role="serving"}` is the new serving version's score, with no tolerance."""
+    `tfs_agent_validation_metric{role="serving"}` is the new serving version's score, with no tolerance.
+    `versions: pinned` promotes nothing by itself; a pin serves that version, also an older one and also
+    outside a closed window (a pin overrides `versions` and the time gates)."""
     (tmp_path / "golden.json").write_text(json.dumps(GOLDEN_METRICS))
+    (tmp_path / "token").write_text("t0ken\n")
+    stack.config["http"] = {"admin_token_file": str(tmp_path / "token")}
     stack.add_model("champ", policy={"champion_tolerance": 0.01})
     stack.add_model("floor", policy={"replace_below": {"mae": 0.01}})
+    stack.add_model("pinned", policy={"versions": "pinned", "window": "0 0 1 1 *", "bake_time": "0s"})
     stack.start()
     assert stack.agent is not None
+    for version in (1, 2):
+        stack.publish(version, model="pinned")
     for model in (MODEL, "champ", "floor"):
         stack.publish(1, model=model)  # y = x/2 + 2: mae 0 on the golden labels
+    assert "pinned" in stack.wait_plan("idle", None, model="pinned")
+    assert stack.agent.cli("pin", "pinned", "2", token="t0ken").returncode == 0
     for model in (MODEL, "champ", "floor"):
         stack.wait_serving(1, model=model)
         stack.publish(2, model=model, b=2.05)  # mae 0.05: within the gate, 0.05 behind the champion
@@ -96,22 +105,6 @@ def test_golden_policies_gate_and_export_the_validation_metric(stack: Stack, tmp
         1,
         1,
     )
-
-
-def test_versions_pinned_serves_only_a_pin(stack: Stack, tmp_path: Path) -> None:
-    """`versions: pinned` promotes nothing by itself; a pin serves that version, also an older one and also
-    outside a closed promotion window (a pin overrides `versions` and the time gates)."""
-    token = tmp_path / "token"
-    token.write_text("t0ken\n")
-    stack.config["http"] = {"admin_token_file": str(token)}
-    stack.config["models"][0]["policy"] = {"versions": "pinned", "window": "0 0 1 1 *", "bake_time": "0s"}
-    stack.start()
-    assert stack.agent is not None
-    for version in (1, 2):
-        stack.publish(version)
-    assert "pinned" in stack.wait_plan("idle", None)
-    assert stack.model()["serving"] is None
-    assert stack.agent.cli("pin", MODEL, "2", token="t0ken").returncode == 0
-    stack.wait_serving(2)
-    assert stack.agent.cli("pin", MODEL, "1", token="t0ken").returncode == 0
-    stack.wait_serving(1)
+    stack.wait_serving(2, model="pinned")
+    assert stack.agent.cli("pin", "pinned", "1", token="t0ken").returncode == 0
+    stack.wait_serving(1, model="pinned")

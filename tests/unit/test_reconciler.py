@@ -422,3 +422,70 @@ def test_full_volume_fails_the_pass_visibly(world: World, monkeypatch: pytest.Mo
     assert world.metric("tfs_agent_errors_total", stage="volume", error="DiskSpaceError") == 1
     monkeypatch.undo()
     assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+
+
+def test_latest_follows_a_version_deleted_from_the_bucket(tmp_path: Path) -> None:
+    """`versions: latest` goes back to 1 once 2 leaves the bucket, though 2 is still on disk and serving."""
+    world = World(tmp_path, versions="latest")
+    for v in (1, 2):
+        world.publish(v)
+        world.reconciler.reconcile()
+    world.source.remove_version(2)
+    result = world.reconciler.reconcile()
+    assert (result.outcome, result.version) == (Outcome.PROMOTED, 1)
+
+
+def test_invalid_version_is_quarantined_and_cleared_after_a_fix_in_place(world: World) -> None:
+    """A manifest naming another model quarantines the version (counted, with the fix in the reason);
+    republished right and cleared, it is judged again and promoted."""
+    world.source.publish(1, FILES, model="other")
+    world.serving.add_version(str(world.local), 1, half_plus_two())
+    assert world.reconciler.reconcile().outcome is Outcome.IDLE
+    assert "--model m" in world.record.quarantined[1]
+    assert world.metric("tfs_agent_quarantined_versions") == 1
+    assert world.metric("tfs_agent_candidates_total", outcome="quarantined") == 1
+    world.reconciler.reconcile()
+    assert world.metric("tfs_agent_candidates_total", outcome="quarantined") == 1  # once, not every pass
+    world.source.publish(1, FILES, model="m")
+    world.reconciler.operator.clear(1)
+    assert world.metric("tfs_agent_quarantined_versions") == 0
+    assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
+
+
+def test_keep_versions_1_keeps_no_rollback_target(tmp_path: Path) -> None:
+    """With keep_versions 1 only the serving version stays on disk, and none is claimed as previous."""
+    world = World(tmp_path)
+    world.settings = world.settings.model_copy(update={"keep_versions": 1})
+    world.reconciler = world.build()
+    for v in (1, 2):
+        world.publish(v)
+        world.reconciler.reconcile()
+    assert sorted(p.name for p in world.local.iterdir()) == ["2"]
+    assert world.record.previous is None
+
+
+def test_serving_score_follows_the_promotion(tmp_path: Path) -> None:
+    """validation_metric{role="serving"} is the promoted version's score, without champion_tolerance; an
+    operator rollback counts the quarantine at once."""
+    golden = {"instances": [1.0, 2.0, 5.0], "labels": [2.5, 3.0, 4.5], "metrics": {"mae": {"max": 1}}}
+    world = World(tmp_path, golden=golden)
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.publish(2, half_plus_two(b=2.5))
+    world.reconciler.reconcile()
+    assert world.metric("tfs_agent_validation_metric", metric="mae", role="serving") == pytest.approx(0.5)
+    world.reconciler.operator.rollback()
+    assert world.metric("tfs_agent_quarantined_versions") == 1
+
+
+def test_a_repeated_failure_is_logged_once(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """TF Serving down for many passes: every pass counts, one line says so."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    world.serving.unavailable = True
+    with caplog.at_level("WARNING", logger="tfs_agent.reconciler"):
+        for _ in range(3):
+            assert world.reconciler.reconcile().outcome is Outcome.RETRY
+    assert [r.getMessage() for r in caplog.records].count("pass failed") == 1
+    errors = {"stage": "serving", "error": "ServingUnavailableError"}
+    assert world.metric("tfs_agent_errors_total", **errors) == 3
