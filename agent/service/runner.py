@@ -8,9 +8,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from agent.infra.clock import SystemClock
+from agent.infra.config import pod_name
 from agent.infra.logs import event
+from agent.pipeline.reconciler import PassResult
 from agent.service.app import Agent
 from agent.service.http import AgentHttp
+from agent.service.notifications import Notifications
 from agent.service.scheduler import build_scheduler
 
 log = logging.getLogger("tfs_agent")
@@ -22,7 +25,10 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
         agent.clock.stop = stop
     settings = agent.settings
     agent.prepare()
-    scheduler = build_scheduler({m.name: (m.schedule, _job(agent, m.name)) for m in settings.models})
+    notifications = Notifications(agent, pod=pod_name())
+    scheduler = build_scheduler(
+        {m.name: (m.schedule, notifications.wrap(m.name, _job(agent, m.name))) for m in settings.models}
+    )
     http = AgentHttp(
         host=settings.http.host,
         port=settings.http.port,
@@ -44,16 +50,18 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
     http.start()
     event(log, "agent started", port=http.port, models=",".join(agent.reconcilers) or "(none)")
     scheduler.start()
+    notifications.start(scheduler)
     try:
         stop.wait()
     finally:
         event(log, "stopping")
+        notifications.stop()
         scheduler.shutdown(wait=True)
         http.stop()
         event(log, "stopped")
 
 
-def _job(agent: Agent, model: str) -> Callable[[], object]:
+def _job(agent: Agent, model: str) -> Callable[[], PassResult]:
     return lambda: agent.reconcile(model)
 
 

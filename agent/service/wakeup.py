@@ -1,0 +1,130 @@
+"""Run a model's scheduled pass early: at once for an event, later for a retry or a quiet timer.
+
+Through the scheduler's own job (``modify_job(next_run_time=…)``), so a woken pass holds the same
+max_instances=1 lock as a scheduled one and the schedule itself carries on. A wake while the pass runs is
+remembered and fired when it ends (that pass may have listed the bucket before the event's object existed);
+the scheduler's own "max instances reached" drop counts as such a wake too. A woken pass that fails
+transiently is retried with backoff instead of waiting for the next scheduled poll.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, JobEvent
+
+from agent.adapters.notify.pubsub import backoff
+from agent.pipeline.reconciler import Outcome, PassResult
+
+Observe = Callable[[str, float], None]
+"""(model, seconds from the event to the start of the pass it woke)."""
+FollowUp = Callable[[str], float | None]
+"""Epoch seconds at which the model's pass should run again by itself (a quiet timer), or None."""
+
+
+@dataclass
+class _Model:
+    running: bool = False
+    pending: bool = False
+    event_at: float | None = None  # the oldest event not yet served by a pass start
+    woken: bool = False  # this run was asked for by an event (or is a retry of such a run)
+    failures: int = 0
+
+
+class Wakeups:
+    """Wake-ups for the models in ``models``; ``wrap`` their jobs, then ``attach`` the scheduler."""
+
+    def __init__(
+        self,
+        models: set[str],
+        *,
+        observe: Observe,
+        follow_up: FollowUp,
+        now: Callable[[], float] = time.time,
+        retry_cap: float = 60.0,
+    ) -> None:
+        self._models = {name: _Model() for name in models}
+        self._observe, self._follow_up, self._now, self._retry_cap = observe, follow_up, now, retry_cap
+        self._lock = threading.Lock()
+        self._scheduler: Any = None
+
+    def wrap(self, model: str, run: Callable[[], PassResult]) -> Callable[[], PassResult]:
+        """The job for ``model``: marks the pass as running before it starts (no-op for other models)."""
+        if model not in self._models:
+            return run
+
+        def job() -> PassResult:
+            with self._lock:
+                state = self._models[model]
+                state.running, state.pending = True, False
+                event_at, state.event_at = state.event_at, None
+            if event_at is not None:
+                self._observe(model, max(0.0, self._now() - event_at))
+            return run()
+
+        return job
+
+    def attach(self, scheduler: Any) -> None:
+        """Follow the jobs' ends (dispatched after the scheduler released the instance)."""
+        self._scheduler = scheduler
+        mask = EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES
+        scheduler.add_listener(self._on_job_event, mask)
+
+    def wake(self, model: str, *, event_at: float | None = None) -> None:
+        """Run the pass as soon as it is free; ``event_at`` (epoch seconds) times the wake-up latency."""
+        with self._lock:
+            state = self._models[model]
+            if event_at is not None and state.event_at is None:
+                state.event_at = event_at
+            state.woken = True
+            if state.running:
+                state.pending = True
+                return
+        self._fire(model, self._now())
+
+    # ---- internals ----------------
+
+    def _on_job_event(self, event: JobEvent) -> None:
+        model = event.job_id
+        if model not in self._models:
+            return
+        if event.code == EVENT_JOB_MAX_INSTANCES:  # a wake the scheduler dropped: the pass was running
+            with self._lock:
+                self._models[model].pending = True
+            return
+        result = getattr(event, "retval", None)
+        retry = isinstance(result, PassResult) and result.outcome is Outcome.RETRY
+        with self._lock:
+            state = self._models[model]
+            state.running = False
+            again, when = state.pending, None
+            if again:
+                pass
+            elif state.woken and (retry or event.code == EVENT_JOB_ERROR):
+                when = self._now() + backoff(state.failures, cap=self._retry_cap)
+                state.failures += 1
+            else:
+                state.woken, state.failures = False, 0
+        if again:
+            self._fire(model, self._now())
+        elif when is not None:
+            self._fire(model, when)
+        elif (due := self._follow_up(model)) is not None:
+            self._fire(model, due)
+
+    def _fire(self, model: str, when: float) -> None:
+        """Move the job's next run to ``when`` unless it is due sooner anyway."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        job = scheduler.get_job(model)
+        if job is None:  # shutting down
+            return
+        at = datetime.fromtimestamp(when, UTC)
+        if job.next_run_time is None or at < job.next_run_time:
+            scheduler.modify_job(model, next_run_time=at)
