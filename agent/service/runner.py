@@ -49,8 +49,8 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
         )
     http.start()
     event(log, "agent started", port=http.port, models=",".join(agent.reconcilers) or "(none)")
+    notifications.start(scheduler)  # before the scheduler: it must see the end of the very first pass
     scheduler.start()
-    notifications.start(scheduler)
     try:
         stop.wait()
     finally:

@@ -46,10 +46,11 @@ class Wakeups:
         observe: Observe,
         follow_up: FollowUp,
         now: Callable[[], float] = time.time,
-        retry_cap: float = 60.0,
+        retry: tuple[float, float] = (1.0, 60.0),
     ) -> None:
+        """``retry``: the first and the longest delay (seconds) before re-running a woken pass that failed."""
         self._models = {name: _Model() for name in models}
-        self._observe, self._follow_up, self._now, self._retry_cap = observe, follow_up, now, retry_cap
+        self._observe, self._follow_up, self._now, self._retry = observe, follow_up, now, retry
         self._lock = threading.Lock()
         self._scheduler: Any = None
 
@@ -70,7 +71,8 @@ class Wakeups:
         return job
 
     def attach(self, scheduler: Any) -> None:
-        """Follow the jobs' ends (dispatched after the scheduler released the instance)."""
+        """Follow the jobs' ends (dispatched after the scheduler released the instance); call it before the
+        scheduler starts, or the end of a first pass could go unseen."""
         self._scheduler = scheduler
         mask = EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES
         scheduler.add_listener(self._on_job_event, mask)
@@ -106,16 +108,19 @@ class Wakeups:
             if again:
                 pass
             elif state.woken and (retry or event.code == EVENT_JOB_ERROR):
-                when = self._now() + backoff(state.failures, cap=self._retry_cap)
+                first, cap = self._retry
+                when = self._now() + backoff(state.failures, first=first, cap=cap)
                 state.failures += 1
             else:
                 state.woken, state.failures = False, 0
         if again:
-            self._fire(model, self._now())
-        elif when is not None:
-            self._fire(model, when)
-        elif (due := self._follow_up(model)) is not None:
-            self._fire(model, due)
+            when = self._now()
+        elif when is None:
+            when = self._follow_up(model)
+        if when is not None:
+            # Not from this thread: a pass that ends at once is reported from inside the scheduler's own
+            # job processing (holding its lock), which then overwrites next_run_time with the trigger's.
+            threading.Thread(target=self._fire, args=(model, when), name="wakeup", daemon=True).start()
 
     def _fire(self, model: str, when: float) -> None:
         """Move the job's next run to ``when`` unless it is due sooner anyway."""
