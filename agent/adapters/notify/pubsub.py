@@ -12,6 +12,7 @@ emulator restart it ends with NotFound only some seconds later; asking for the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -86,14 +87,13 @@ class PubSubListener:
     def stop(self) -> None:
         """End the stream; delete the subscription if the agent made it (a crash leaves it to expire)."""
         self._stop.set()
-        future = self._future
-        if future is not None:
-            future.cancel()
+        if self._future is not None:
+            _end(self._future)
         self._thread.join(timeout=_RPC_TIMEOUT + 5)
         if self.subscription.topic is not None and self._client is not None:
             self._delete()
-        if self._client is not None:
-            self._client.close()
+        # The client is not closed: a stream cancelled during an outage may keep a retrying thread a while,
+        # and closing the channel under it only adds a traceback to the log of an agent that is exiting.
 
     # ---- the loop ----------------
 
@@ -129,11 +129,9 @@ class PubSubListener:
             if self._stop.is_set():
                 return "stopping"
             try:
-                self._client.get_subscription(
-                    request={"subscription": self.subscription.path}, timeout=_RPC_TIMEOUT
-                )
+                self._get()
             except Exception as err:
-                self._future.cancel()
+                _end(self._future)
                 return _describe(err)
 
     def _on_message(self, message: Any) -> None:
@@ -149,15 +147,20 @@ class PubSubListener:
 
         sub = self.subscription
         if sub.topic is None:
-            self._client.get_subscription(request={"subscription": sub.path}, timeout=_RPC_TIMEOUT)
+            self._get()
             return
         try:
             self._create()
         except exceptions.AlreadyExists:
-            found = self._client.get_subscription(request={"subscription": sub.path}, timeout=_RPC_TIMEOUT)
+            found = self._get()
             if found.topic != sub.topic or found.filter != sub.filter:  # filters are immutable
                 self._delete()
                 self._create()
+
+    def _get(self) -> Any:
+        # One attempt within the deadline: the library's default retry would wait a minute before failing.
+        request = {"subscription": self.subscription.path}
+        return self._client.get_subscription(request=request, timeout=_RPC_TIMEOUT, retry=None)
 
     def _create(self) -> None:
         sub = self.subscription
@@ -168,19 +171,26 @@ class PubSubListener:
             "expiration_policy": {"ttl": {"seconds": EXPIRATION_SECONDS}},
             "message_retention_duration": {"seconds": RETENTION_SECONDS},
         }
-        self._client.create_subscription(request=request, timeout=_RPC_TIMEOUT)
+        self._client.create_subscription(request=request, timeout=_RPC_TIMEOUT, retry=None)
 
     def _delete(self) -> None:
         from google.api_core import exceptions
 
         try:
             self._client.delete_subscription(
-                request={"subscription": self.subscription.path}, timeout=_RPC_TIMEOUT
+                request={"subscription": self.subscription.path}, timeout=_RPC_TIMEOUT, retry=None
             )
         except exceptions.NotFound:
             pass
         except Exception as err:  # it expires by itself a day later
             log.warning("could not delete subscription %s: %s", self.subscription.path, _describe(err))
+
+
+def _end(future: Any) -> None:
+    """Cancel a streaming pull and wait (bounded) for it to shut down."""
+    future.cancel()
+    with contextlib.suppress(Exception):  # ended by the cancel, or by the failure that made us cancel it
+        future.result(timeout=_RPC_TIMEOUT)
 
 
 def _subscriber_client() -> Any:
