@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.adapters.notify.events import KINDS, EventFilter, ObjectEvent, subscription_id
-from agent.adapters.notify.pubsub import PubSubListener, Subscription
+from agent.adapters.notify.pubsub import PubSubListener, Subscription, require_client
 from agent.adapters.sources.gcs import split_gs_uri
 from agent.infra.config import ModelSettings
 from agent.infra.logs import event
@@ -79,6 +79,8 @@ class Notifications:
     ) -> None:
         self.agent, self.pod = agent, pod
         self.models = {m.name: m for m in agent.settings.models if m.notifications is not None}
+        if self.models and listener_factory is None:
+            require_client()
         self._factory = listener_factory or (lambda sub, events: PubSubListener(sub, events))
         self.metrics = NotificationMetrics(agent.registry) if self.models else None
         self.wakeups = Wakeups(set(self.models), observe=self._observe, follow_up=self._quiet_deadline)

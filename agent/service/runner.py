@@ -24,8 +24,8 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
     if isinstance(agent.clock, SystemClock):
         agent.clock.stop = stop
     settings = agent.settings
+    notifications = Notifications(agent, pod=pod_name())  # a missing pubsub extra fails before any write
     agent.prepare()
-    notifications = Notifications(agent, pod=pod_name())
     scheduler = build_scheduler(
         {m.name: (m.schedule, notifications.wrap(m.name, _job(agent, m.name))) for m in settings.models}
     )

@@ -13,6 +13,7 @@ emulator restart it ends with NotFound only some seconds later; asking for the s
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import threading
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.adapters.notify.events import ObjectEvent, parse_event
+from agent.core.errors import ConfigError
 from agent.infra.config import NotificationSettings
 
 log = logging.getLogger("tfs_agent.notify")
@@ -191,6 +193,15 @@ def _end(future: Any) -> None:
     future.cancel()
     with contextlib.suppress(Exception):  # ended by the cancel, or by the failure that made us cancel it
         future.result(timeout=_RPC_TIMEOUT)
+
+
+def require_client() -> None:
+    """ConfigError naming the fix when google-cloud-pubsub (the ``pubsub`` extra) is not installed."""
+    if importlib.util.find_spec("google.cloud.pubsub_v1") is None:
+        raise ConfigError(
+            "models[].notifications need google-cloud-pubsub, which is not installed: "
+            "pip install 'tfs-agent[pubsub]', or remove notifications from the config"
+        )
 
 
 def _subscriber_client() -> Any:
