@@ -31,6 +31,7 @@ FollowUp = Callable[[str], float | None]
 class _Model:
     running: bool = False
     pending: bool = False
+    due: bool = False  # moved to "now" and not started yet: that pass will see what a new wake announces
     event_at: float | None = None  # the oldest event not yet served by a pass start
     woken: bool = False  # this run was asked for by an event (or is a retry of such a run)
     failures: int = 0
@@ -62,7 +63,7 @@ class Wakeups:
         def job() -> PassResult:
             with self._lock:
                 state = self._models[model]
-                state.running, state.pending = True, False
+                state.running, state.pending, state.due = True, False, False
                 event_at, state.event_at = state.event_at, None
             if event_at is not None:
                 self._observe(model, max(0.0, self._now() - event_at))
@@ -87,6 +88,9 @@ class Wakeups:
             if state.running:
                 state.pending = True
                 return
+            if state.due:  # coalesced here rather than by a scheduler warning about a skipped run
+                return
+            state.due = True
         self._fire(model, self._now())
 
     # ---- internals ----------------

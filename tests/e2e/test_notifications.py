@@ -4,6 +4,7 @@ the catch-up pass after a (re)subscription) can explain a version served within 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,20 @@ def test_published_version_serves_within_seconds_at_a_ten_minute_schedule(
     assert stack.agent is not None
     assert stack.agent.stop() == 0
     assert sub_path not in world.emulator.subscriptions()
+
+
+def test_quiet_completion_serves_when_the_quiet_timer_runs_out(
+    world: World, stacks: list[Stack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With quiet:3s each file's event restarts the timer and a pass follows when it runs out: served in
+    seconds at a 10-minute schedule, and not before the version was quiet."""
+    stack = started(world.stack(tmp_path, monkeypatch, completion="quiet:3s"), stacks)
+    stack.publish(1)
+    written = time.time()
+    stack.wait_serving(1, timeout=60)
+    assert metric(stack, EVENTS, kind="object") >= 1
+    promoted_at = stack.model()["last_promotion"]
+    assert promoted_at >= written + 2.5
 
 
 def test_duplicate_late_and_foreign_events_change_nothing(
