@@ -9,6 +9,7 @@ transiently is retried with backoff instead of waiting for the next scheduled po
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, JobEvent
+from apscheduler.jobstores.base import JobLookupError
 
 from agent.adapters.notify.pubsub import backoff
 from agent.pipeline.reconciler import Outcome, PassResult
@@ -136,4 +138,5 @@ class Wakeups:
             return
         at = datetime.fromtimestamp(when, UTC)
         if job.next_run_time is None or at < job.next_run_time:
-            scheduler.modify_job(model, next_run_time=at)
+            with contextlib.suppress(JobLookupError):  # removed by a shutdown in between
+                scheduler.modify_job(model, next_run_time=at)

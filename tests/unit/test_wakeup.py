@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -43,8 +44,17 @@ class Pass:
         return PassResult("m", outcome)
 
 
+@dataclass
+class Rig:
+    run: Pass
+    wakeups: Wakeups
+    scheduler: BackgroundScheduler
+    latencies: list[float]
+    follow: list[float]
+
+
 @pytest.fixture
-def world() -> Iterator[tuple[Pass, Wakeups, BackgroundScheduler, list[float], list[float | None]]]:
+def world() -> Iterator[Rig]:
     run, latencies, follow = Pass(), [], []
     wakeups = Wakeups(
         {"m"},
@@ -56,23 +66,26 @@ def world() -> Iterator[tuple[Pass, Wakeups, BackgroundScheduler, list[float], l
     wakeups.attach(scheduler)
     scheduler.start()
     poll_until(lambda: run.starts and run.running == 0, timeout=30, what="the first pass")
-    yield run, wakeups, scheduler, latencies, follow
+    yield Rig(run, wakeups, scheduler, latencies, follow)
     run.hold.set()
     scheduler.shutdown(wait=True)
 
 
-def test_a_wake_runs_the_pass_at_once_and_times_it(world) -> None:  # type: ignore[no-untyped-def]
+def test_a_wake_runs_the_pass_at_once_and_times_it(world: Rig) -> None:
     """A wake with an event time runs the pass now (not in an hour) and observes event → start latency."""
-    run, wakeups, _, latencies, _ = world
+    run = world.run
+    wakeups = world.wakeups
+    latencies = world.latencies
     wakeups.wake("m", event_at=time.time() - 0.5)
     poll_until(lambda: len(run.starts) == 2, timeout=30, what="the woken pass")
     assert len(latencies) == 1
     assert 0.5 <= latencies[0] < 30
 
 
-def test_wakes_during_a_pass_coalesce_into_one_pass_after_it(world) -> None:  # type: ignore[no-untyped-def]
+def test_wakes_during_a_pass_coalesce_into_one_pass_after_it(world: Rig) -> None:
     """Wakes while the pass runs are not lost and not run beside it: exactly one more pass follows."""
-    run, wakeups, _, _, _ = world
+    run = world.run
+    wakeups = world.wakeups
     run.hold.clear()
     wakeups.wake("m")
     poll_until(lambda: run.running == 1, timeout=30, what="the held pass")
@@ -85,9 +98,10 @@ def test_wakes_during_a_pass_coalesce_into_one_pass_after_it(world) -> None:  # 
     poll_until(lambda: len(run.starts) == 4, timeout=30, what="the next wake")
 
 
-def test_a_woken_pass_that_fails_transiently_is_retried_with_backoff(world) -> None:  # type: ignore[no-untyped-def]
+def test_a_woken_pass_that_fails_transiently_is_retried_with_backoff(world: Rig) -> None:
     """RETRY after a wake runs the pass again after 0.05 s, 0.1 s, … until it succeeds, then stops."""
-    run, wakeups, _, _, _ = world
+    run = world.run
+    wakeups = world.wakeups
     run.outcomes = [Outcome.RETRY, Outcome.RETRY, Outcome.IDLE]
     wakeups.wake("m")
     poll_until(lambda: len(run.starts) == 4 and run.running == 0, timeout=30, what="two retries")
@@ -96,17 +110,20 @@ def test_a_woken_pass_that_fails_transiently_is_retried_with_backoff(world) -> N
     assert gaps[1] >= 0.1
 
 
-def test_a_scheduled_pass_that_fails_waits_for_its_schedule(world) -> None:  # type: ignore[no-untyped-def]
+def test_a_scheduled_pass_that_fails_waits_for_its_schedule(world: Rig) -> None:
     """Without a wake, a failed pass is left to the schedule (notifications change nothing there)."""
-    run, _, scheduler, _, _ = world
+    run = world.run
+    scheduler = world.scheduler
     assert run.outcomes == []
     job = scheduler.get_job("m")
     assert job.next_run_time.timestamp() > time.time() + 3000
 
 
-def test_a_follow_up_time_runs_the_pass_then(world) -> None:  # type: ignore[no-untyped-def]
+def test_a_follow_up_time_runs_the_pass_then(world: Rig) -> None:
     """After a woken pass, a follow-up time (a quiet timer running out) moves the next run to it."""
-    run, wakeups, _, _, follow = world
+    run = world.run
+    wakeups = world.wakeups
+    follow = world.follow
     follow.append(time.time() + 0.5)
     wakeups.wake("m")
     poll_until(lambda: len(run.starts) == 3, timeout=30, what="the woken pass and its follow-up")

@@ -81,7 +81,8 @@ class PubSubListener:
         self._stop = threading.Event()
         self._future: Any = None
         self._client: Any = None
-        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        name = f"notify {subscription.path.rsplit('/', 1)[-1]}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
