@@ -15,7 +15,7 @@ from typing import Any
 from agent.adapters.notify.events import KINDS, EventFilter, ObjectEvent, subscription_id
 from agent.adapters.notify.pubsub import PubSubListener, Subscription, require_client
 from agent.adapters.sources.gcs import split_gs_uri
-from agent.infra.config import ModelSettings
+from agent.infra.config import AgentSettings, ModelSettings, pod_name
 from agent.infra.logs import event
 from agent.infra.metrics import NotificationMetrics
 from agent.pipeline.reconciler import PassResult
@@ -74,10 +74,12 @@ class Notifications:
         self,
         agent: Agent,
         *,
-        pod: str,
+        pod: str | None = None,
         listener_factory: ListenerFactory | None = None,
     ) -> None:
-        self.agent, self.pod = agent, pod
+        """``pod`` names this replica's subscriptions: by default the fleet id if the config has one
+        (issue 13), else ``$POD_NAME``, else the hostname."""
+        self.agent, self.pod = agent, pod or _replica_name(agent.settings)
         self.models = {m.name: m for m in agent.settings.models if m.notifications is not None}
         if self.models and listener_factory is None:
             require_client()
@@ -116,3 +118,9 @@ class Notifications:
 
     def _quiet_deadline(self, model: str) -> float | None:
         return self.agent.reconcilers[model].discovery.quiet_deadline()
+
+
+def _replica_name(settings: AgentSettings) -> str:
+    fleet = getattr(settings, "fleet", None)  # the fleet's ``id`` where a fleet is configured
+    fleet_id = getattr(fleet, "id", None)
+    return str(fleet_id) if fleet_id else pod_name()

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from agent.infra.clock import SystemClock
-from agent.infra.config import pod_name
 from agent.infra.logs import event
 from agent.pipeline.reconciler import PassResult
 from agent.service.app import Agent
@@ -24,7 +23,7 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
     if isinstance(agent.clock, SystemClock):
         agent.clock.stop = stop
     settings = agent.settings
-    notifications = Notifications(agent, pod=pod_name())  # a missing pubsub extra fails before any write
+    notifications = Notifications(agent)  # a missing pubsub extra fails before anything is written
     agent.prepare()
     scheduler = build_scheduler(
         {m.name: (m.schedule, notifications.wrap(m.name, _job(agent, m.name))) for m in settings.models}
