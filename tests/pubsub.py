@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port, port_open
+from tests.servers import free_port, port_open, terminate
 
 EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 PROJECT, TOPIC = "p-test", "gcs-events"
@@ -75,14 +75,8 @@ class PubSubEmulator:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, timeout=10)
 
     def restart(self) -> None:
         """Stop and start on the same port: everything (topics, subscriptions) is gone."""

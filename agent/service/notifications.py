@@ -14,7 +14,6 @@ from typing import Any
 
 from agent.adapters.notify.events import KINDS, EventFilter, ObjectEvent, subscription_id
 from agent.adapters.notify.pubsub import PubSubListener, Subscription, require_client
-from agent.adapters.sources.gcs import split_gs_uri
 from agent.infra.config import AgentSettings, ModelSettings, pod_name
 from agent.infra.logs import event
 from agent.infra.metrics import NotificationMetrics
@@ -31,6 +30,10 @@ class ModelEvents:
     """One model's side of its listener: sort, count, wake; one log line per change of health."""
 
     def __init__(self, model: ModelSettings, metrics: NotificationMetrics, wakeups: Wakeups) -> None:
+        # Here, not at the top: the GCS adapter imports google-cloud-storage, which an agent without
+        # notifications (and without gs:// sources) never loads.
+        from agent.adapters.sources.gcs import split_gs_uri
+
         self.model = model.name
         self.filter = EventFilter(*split_gs_uri(model.source), model.completion)
         self.metrics, self.wakeups = metrics, wakeups

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,15 +55,24 @@ def own(emulator: PubSubEmulator, filter_: str = 'attributes.bucketId = "ml"') -
     return Subscription(path, emulator.topic_path(), filter_)
 
 
-def test_own_subscription_is_made_pulled_and_deleted(emulator: PubSubEmulator) -> None:
-    """With topic: the listener makes its subscription (filter, ≥ 1 day expiry), passes events on, deletes
-    it on stop."""
-    recorder, sub = Recorder(), own(emulator)
+@contextmanager
+def subscribed(emulator: PubSubEmulator, sub: Subscription) -> Iterator[tuple[Recorder, Any]]:
+    """A started listener once it has subscribed, stopped on exit, with the subscription as Pub/Sub has it."""
+    recorder = Recorder()
     listener = PubSubListener(sub, recorder, probe_every=1)
     listener.start()
     try:
         poll_until(lambda: recorder.subscribed_to, timeout=30, what="subscribed")
-        made = emulator.subscriber().get_subscription(request={"subscription": sub.path}, timeout=30)
+        yield recorder, emulator.subscriber().get_subscription(request={"subscription": sub.path}, timeout=30)
+    finally:
+        listener.stop()
+
+
+def test_own_subscription_is_made_pulled_and_deleted(emulator: PubSubEmulator) -> None:
+    """With topic: the listener makes its subscription (filter, ≥ 1 day expiry), passes events on, deletes
+    it on stop."""
+    sub = own(emulator)
+    with subscribed(emulator, sub) as (recorder, made):
         assert made.filter == sub.filter
         assert made.expiration_policy.ttl.total_seconds() == EXPIRATION_SECONDS
         emulator.publish({"bucketId": "ml", "objectId": "m/1/x", "eventType": "OBJECT_FINALIZE"})
@@ -70,8 +81,6 @@ def test_own_subscription_is_made_pulled_and_deleted(emulator: PubSubEmulator) -
         assert event is not None
         assert (event.bucket, event.name) == ("ml", "m/1/x")
         assert event.published is not None
-    finally:
-        listener.stop()
     assert sub.path not in emulator.subscriptions()
 
 
@@ -81,15 +90,8 @@ def test_a_left_over_subscription_with_another_filter_is_replaced(emulator: PubS
     emulator.subscriber().create_subscription(
         request={"name": sub.path, "topic": sub.topic, "filter": 'attributes.bucketId = "old"'}, timeout=30
     )
-    recorder = Recorder()
-    listener = PubSubListener(sub, recorder, probe_every=1)
-    listener.start()
-    try:
-        poll_until(lambda: recorder.subscribed_to, timeout=30, what="subscribed")
-        made = emulator.subscriber().get_subscription(request={"subscription": sub.path}, timeout=30)
+    with subscribed(emulator, sub) as (_, made):
         assert made.filter == sub.filter
-    finally:
-        listener.stop()
 
 
 def test_a_given_subscription_is_used_and_kept(emulator: PubSubEmulator) -> None:
@@ -105,10 +107,8 @@ def test_a_given_subscription_is_used_and_kept(emulator: PubSubEmulator) -> None
     emulator.subscriber().create_subscription(
         request={"name": path, "topic": emulator.topic_path()}, timeout=30
     )
-    given = PubSubListener(Subscription(path), recorder, probe_every=1)
-    given.start()
-    poll_until(lambda: recorder.subscribed_to, timeout=30, what="subscribed")
-    given.stop()
+    with subscribed(emulator, Subscription(path)):
+        pass
     assert path in emulator.subscriptions()
 
 
