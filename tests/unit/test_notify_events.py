@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from agent.adapters.notify.events import (
@@ -80,3 +83,17 @@ def test_subscription_ids_follow_pubsubs_rules() -> None:
     long_a, long_b = subscription_id("p" * 300, "a"), subscription_id("p" * 300, "b")
     assert len(long_a) == 255
     assert long_a != long_b
+
+
+def test_the_run_loop_loads_no_cloud_sdk_without_notifications() -> None:
+    """Importing the run loop (which wires notifications) loads neither Pub/Sub nor the GCS SDK: an agent
+    without notifications keeps its footprint."""
+    code = (
+        "import sys\n"
+        "import agent.service.runner, agent.service.cli\n"
+        "sdks = ('google.cloud.pubsub', 'google.cloud.storage')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(sdks)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
