@@ -78,7 +78,8 @@ def metric(stack: Stack, sample: str, **labels: str) -> float:
 
 
 def started(stack: Stack, stacks: list[Stack]) -> Stack:
-    stacks.append(stack.start())
+    stacks.append(stack)  # closed by the fixture even if starting fails half-way
+    stack.start()
     wait_for("the agent subscribed", lambda: connected(stack), timeout=60)
     wait_for("the first pass", lambda: metric(stack, "tfs_agent_polls_total", outcome="ok") >= 1)
     return stack
