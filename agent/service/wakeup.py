@@ -107,21 +107,19 @@ class Wakeups:
             return
         result = getattr(event, "retval", None)
         retry = isinstance(result, PassResult) and result.outcome is Outcome.RETRY
+        when: float | None = None
         with self._lock:
             state = self._models[model]
             state.running = False
-            again, when = state.pending, None
-            if again:
-                pass
+            if state.pending:  # woken while it ran: that pass may have listed before the event's object
+                when = self._now()
             elif state.woken and (retry or event.code == EVENT_JOB_ERROR):
                 first, cap = self._retry
                 when = self._now() + backoff(state.failures, first=first, cap=cap)
                 state.failures += 1
             else:
                 state.woken, state.failures = False, 0
-        if again:
-            when = self._now()
-        elif when is None:
+        if when is None:
             when = self._follow_up(model)
         if when is not None:
             # Not from this thread: a pass that ends at once is reported from inside the scheduler's own
