@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -113,6 +114,8 @@ class PubSubListener:
             except Exception as err:  # any failure of the client is a reason to re-subscribe, never to die
                 reason = _describe(err)
             if self._stop.is_set():
+                if self._future is not None:  # made after stop() looked for it
+                    _end(self._future)
                 return
             delay = backoff(attempt)
             attempt += 1
@@ -120,22 +123,25 @@ class PubSubListener:
             self._stop.wait(delay)
 
     def _watch(self) -> str:
-        """Block while the stream is healthy; return why it is not."""
-        while True:
+        """Block while the stream is healthy (looking at ``stop`` every second); return why it is not."""
+        probe_at = time.monotonic() + self.probe_every
+        while not self._stop.is_set():
             try:
-                self._future.result(timeout=self.probe_every)
+                self._future.result(timeout=min(1.0, self.probe_every))
                 return "the stream ended"
             except FutureTimeout:
                 pass
             except Exception as err:
                 return _describe(err)
-            if self._stop.is_set():
-                return "stopping"
+            if time.monotonic() < probe_at:
+                continue
+            probe_at = time.monotonic() + self.probe_every
             try:
-                self._get()
+                self._get()  # the stream alone would retry in silence through an outage
             except Exception as err:
                 _end(self._future)
                 return _describe(err)
+        return "stopping"
 
     def _on_message(self, message: Any) -> None:
         message.ack()  # the event only wakes a pass; redelivery would add nothing
