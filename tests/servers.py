@@ -81,6 +81,16 @@ def free_port() -> int:
         return port
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited after ``timeout`` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def port_open(port: int) -> bool:
     """True if something accepts TCP connections on loopback ``port``."""
     with socket.socket() as sock:

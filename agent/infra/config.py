@@ -153,6 +153,36 @@ def parse_completion(value: object) -> CompletionSettings:
     raise ValueError(f"{text!r} is not a completion mode; write manifest, marker:_SUCCESS or quiet:120s")
 
 
+_TOPIC = re.compile(r"projects/[a-z][a-z0-9.:-]{1,62}/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
+_SUBSCRIPTION = re.compile(r"projects/[a-z][a-z0-9.:-]{1,62}/subscriptions/[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
+
+
+class NotificationSettings(_Strict):
+    """GCS change notifications through Pub/Sub: an event wakes the model's pass at once; ``schedule`` stays
+    as reconciliation (docs/notifications.md). Give exactly one of the two."""
+
+    topic: str | None = None
+    """``projects/P/topics/T`` the bucket notifies: the agent creates its own subscription (one per pod,
+    filtered to the model's prefix, expiring when abandoned) and deletes it on a clean shutdown."""
+    subscription: str | None = None
+    """``projects/P/subscriptions/S`` made by the operator: used as it is, never created or deleted."""
+
+    @model_validator(mode="after")
+    def _one(self) -> NotificationSettings:
+        if (self.topic is None) == (self.subscription is None):
+            raise ValueError(
+                "give exactly one of topic: projects/P/topics/T or subscription: projects/P/subscriptions/S"
+            )
+        if self.topic is not None and not _TOPIC.fullmatch(self.topic):
+            raise ValueError(f"topic {self.topic!r} is not a topic path; write projects/P/topics/T")
+        if self.subscription is not None and not _SUBSCRIPTION.fullmatch(self.subscription):
+            raise ValueError(
+                f"subscription {self.subscription!r} is not a subscription path; "
+                "write projects/P/subscriptions/S"
+            )
+        return self
+
+
 class ModelSettings(_Strict):
     """One model the agent keeps up to date."""
 
@@ -171,6 +201,16 @@ class ModelSettings(_Strict):
     keep_versions: int = Field(2, ge=1)
     """Versions kept on disk: the serving one plus this many minus one; 1 keeps no rollback target."""
     download_concurrency: int = Field(8, ge=1, le=64)
+    notifications: NotificationSettings | None = None
+    """Wake the pass on the bucket's Pub/Sub notifications (gs:// sources only); absent: polling alone."""
+
+    @model_validator(mode="after")
+    def _notifications_need_gcs(self) -> ModelSettings:
+        if self.notifications is not None and not self.source.startswith("gs://"):
+            raise ValueError(
+                f"notifications need a gs:// source, not {self.source}; remove notifications for this model"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -332,3 +372,8 @@ ENV_PREFIX = "TFS_AGENT_"
 def env(name: str, default: str | None = None) -> str | None:
     """Read ``TFS_AGENT_<name>``; env vars are read here and in cli.py only ($POD_NAME: ``_pod_name``)."""
     return os.environ.get(ENV_PREFIX + name, default)
+
+
+def pod_name() -> str:
+    """This replica's name: ``$POD_NAME`` (the Kubernetes downward API), else the hostname."""
+    return os.environ.get("POD_NAME") or socket.gethostname()

@@ -49,3 +49,5 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root.setLevel(level)
     for noisy in ("apscheduler", "urllib3", "google"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Pub/Sub's stream warns on every reconnect while Pub/Sub is away; the agent logs the outage once itself.
+    logging.getLogger("google.api_core.bidi").setLevel(logging.ERROR)

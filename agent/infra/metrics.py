@@ -17,6 +17,9 @@ from agent.core.errors import AgentError
 # Stages run from milliseconds (verify a small model) to many minutes (download a multi-GB model).
 _STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
+# From milliseconds (the pass was free) to a scheduled interval (the wake was lost and the poll found it).
+_WAKE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 600)
+
 STAGES = ("detect", "download", "verify", "validate", "load", "promote", "bake")
 OUTCOMES = ("promoted", "rejected", "quarantined", "incomplete")
 ROLLBACK_REASONS = ("bake_failed", "operator")
@@ -152,3 +155,46 @@ class AgentMetrics:
     def record_validation(self, model: str, role: str, values: Mapping[str, float]) -> None:
         for name, value in values.items():
             self.validation_metric.labels(model, name, role).set(value)
+
+
+class NotificationMetrics:
+    """Bucket change notifications (Pub/Sub): created only when a model has ``notifications``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "tfs_agent_notification_events",
+            "Notifications received, by kind (manifest|marker|fleet|object|ignored).",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.wake_latency = Histogram(
+            "tfs_agent_notification_wake_latency_seconds",
+            "From an event's publish time to the start of the pass it woke.",
+            ["model"],
+            buckets=_WAKE_BUCKETS,
+            registry=registry,
+        )
+        self.connected = Gauge(
+            "tfs_agent_notifications_connected",
+            "1 while the model's subscription is pulled; 0 while Pub/Sub is unreachable or it is re-made.",
+            ["model"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "tfs_agent_notification_failures",
+            "Subscriptions lost or not made (each attempt), by error type.",
+            ["model", "error"],
+            registry=registry,
+        )
+        self.subscriptions = Counter(
+            "tfs_agent_notification_subscriptions",
+            "(Re)subscriptions, each followed by a catch-up pass.",
+            ["model"],
+            registry=registry,
+        )
+
+    def declare(self, model: str, kinds: tuple[str, ...]) -> None:
+        for kind in kinds:
+            self.events.labels(model, kind)
+        self.connected.labels(model).set(0)
+        self.subscriptions.labels(model)

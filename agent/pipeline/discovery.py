@@ -150,6 +150,13 @@ class Discovery:
             seen = self._quiet[version] = _Quiet(fingerprint, now)
         return now - seen.since >= self._quiet_seconds
 
+    def quiet_deadline(self) -> float | None:
+        """When the earliest version still waiting in quiet mode will have been quiet long enough (epoch
+        seconds; None: none waits), so a pass woken by a change can be followed by one at that time."""
+        judged = self._complete.keys() | self._invalid.keys()
+        waiting = [q.since for v, q in self._quiet.items() if v not in judged]
+        return min(waiting) + self._quiet_seconds if waiting else None
+
     def _synthesize(self, version: int, objects: Sequence[ObjectInfo]) -> Manifest:
         """A manifest from the listing (sizes and crc32c), for buckets that carry none."""
         where = f"{self._source.uri}/{version}/"

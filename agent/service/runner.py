@@ -9,8 +9,10 @@ from datetime import datetime
 
 from agent.infra.clock import SystemClock
 from agent.infra.logs import event
+from agent.pipeline.reconciler import PassResult
 from agent.service.app import Agent
 from agent.service.http import AgentHttp
+from agent.service.notifications import Notifications
 from agent.service.scheduler import build_scheduler
 
 log = logging.getLogger("tfs_agent")
@@ -21,8 +23,11 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
     if isinstance(agent.clock, SystemClock):
         agent.clock.stop = stop
     settings = agent.settings
+    notifications = Notifications(agent)  # a missing pubsub extra fails before anything is written
     agent.prepare()
-    scheduler = build_scheduler({m.name: (m.schedule, _job(agent, m.name)) for m in settings.models})
+    scheduler = build_scheduler(
+        {m.name: (m.schedule, notifications.wrap(m.name, _job(agent, m.name))) for m in settings.models}
+    )
     http = AgentHttp(
         host=settings.http.host,
         port=settings.http.port,
@@ -43,17 +48,19 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
         )
     http.start()
     event(log, "agent started", port=http.port, models=",".join(agent.reconcilers) or "(none)")
+    notifications.start(scheduler)  # before the scheduler: it must see the end of the very first pass
     scheduler.start()
     try:
         stop.wait()
     finally:
         event(log, "stopping")
+        notifications.stop()
         scheduler.shutdown(wait=True)
         http.stop()
         event(log, "stopped")
 
 
-def _job(agent: Agent, model: str) -> Callable[[], object]:
+def _job(agent: Agent, model: str) -> Callable[[], PassResult]:
     return lambda: agent.reconcile(model)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,3 +104,40 @@ def test_architecture_example_loads(tmp_path: Path) -> None:
     s = load_settings(path)
     assert s.models[0].schedule.jitter == timedelta(seconds=5)
     assert s.serving.load_timeout == timedelta(seconds=600)
+
+
+def _notified(notifications: object, source: str = "gs://ml/m") -> dict[str, object]:
+    return {
+        "models": [{"name": "m", "source": source, "local_path": "/models/m", "notifications": notifications}]
+    }
+
+
+def test_notifications_take_a_topic_or_a_subscription() -> None:
+    """notifications: {topic: projects/P/topics/T} or {subscription: projects/P/subscriptions/S} load."""
+    topic = settings_from_mapping(_notified({"topic": "projects/p1/topics/gcs-events"}))
+    assert topic.models[0].notifications is not None
+    assert topic.models[0].notifications.topic == "projects/p1/topics/gcs-events"
+    sub = settings_from_mapping(_notified({"subscription": "projects/p1/subscriptions/mine"}))
+    assert sub.models[0].notifications is not None
+    assert sub.models[0].notifications.subscription == "projects/p1/subscriptions/mine"
+
+
+@pytest.mark.parametrize(
+    ("notifications", "source", "expected"),
+    [
+        ({"topic": "gcs-events"}, "gs://ml/m", "write projects/P/topics/T"),
+        ({"subscription": "projects/p1/topics/t"}, "gs://ml/m", "write projects/P/subscriptions/S"),
+        ({}, "gs://ml/m", "give exactly one of topic"),
+        (
+            {"topic": "projects/p/topics/ttt", "subscription": "projects/p/subscriptions/sss"},
+            "gs://ml/m",
+            "give exactly one of topic",
+        ),
+        ({"topic": "projects/p1/topics/ttt"}, "file:///b/m", "notifications need a gs:// source"),
+        ({"topci": "projects/p1/topics/ttt"}, "gs://ml/m", "notifications.topci: unknown key"),
+    ],
+)
+def test_bad_notifications_are_named(notifications: object, source: str, expected: str) -> None:
+    """A malformed path, both or neither, a file:// source or a typo: a ConfigError naming the fix."""
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        settings_from_mapping(_notified(notifications, source))

@@ -183,3 +183,22 @@ def test_incomplete_modes_need_their_argument() -> None:
         Discovery(InMemorySource(), CompletionSettings(mode="marker"))
     with pytest.raises(ConfigError, match="quiet"):
         Discovery(InMemorySource(), CompletionSettings(mode="quiet"))
+
+
+def test_quiet_deadline_follows_the_last_change() -> None:
+    """The quiet deadline is when the waiting version will be quiet: it moves with each change, and is
+    gone once the version is complete (so a notified agent can run a pass exactly then)."""
+    clock = ManualClock()
+    source = InMemorySource(clock=clock)
+    discovery = _discovery(source, "quiet:60s")
+    assert discovery.quiet_deadline() is None
+    source.put(2, "saved_model.pb", b"graph")
+    discovery.poll()
+    assert discovery.quiet_deadline() == clock.now + 60
+    clock.advance(30)
+    source.put(2, "variables/variables.data", b"more")
+    discovery.poll()
+    assert discovery.quiet_deadline() == clock.now + 60
+    clock.advance(60)
+    assert 2 in discovery.poll().complete
+    assert discovery.quiet_deadline() is None
