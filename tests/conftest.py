@@ -9,12 +9,14 @@ import pytest
 
 from tests.servers import skip_devserver_only
 
+SCRUBBED = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "POD_NAME")
+
 
 @pytest.fixture(autouse=True)
 def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's TFS_AGENT_* or emulator settings must not change what a test sees."""
     for name in list(os.environ):
-        if name.startswith("TFS_AGENT_") or name in ("STORAGE_EMULATOR_HOST", "POD_NAME", "PUBSUB_EMULATOR_HOST"):
+        if name.startswith("TFS_AGENT_") or name in SCRUBBED:
             monkeypatch.delenv(name)
 
 
