@@ -109,3 +109,27 @@ class InMemorySource:
             error: AgentError | Exception | None = queue.pop(0) if queue else None
         if error is not None:
             raise error
+
+
+class InMemoryGoldenFile:
+    """A golden file in a bucket, rewritten in place: ``read_uri``/``stat_uri`` for a ``GoldenFeed``, with
+    a generation that moves on every write (as GCS's does) and counts of reads and stats."""
+
+    def __init__(self, data: bytes | None = None) -> None:
+        self.data, self.generation = data, 1
+        self.reads = self.stats = 0
+
+    def write(self, data: bytes) -> None:
+        self.data, self.generation = data, self.generation + 1
+
+    def stat(self, uri: str) -> str:
+        self.stats += 1
+        if self.data is None:
+            raise ObjectNotFoundError(f"{uri}: no such object")
+        return str(self.generation)
+
+    def read(self, uri: str, generation: str | None = None) -> bytes:
+        self.reads += 1
+        if self.data is None:
+            raise ObjectNotFoundError(f"{uri}: no such object")
+        return self.data

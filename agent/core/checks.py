@@ -236,14 +236,3 @@ def checks_for(
 def run_checks(outputs: Outputs, golden: Golden, checks: Iterable[Check]) -> tuple[CheckResult, ...]:
     """Apply every check (no short-circuit: the verdict lists all failures at once)."""
     return tuple(check(outputs, golden) for check in checks)
-
-
-def should_replace(serving_metrics: Mapping[str, float], replace_below: Mapping[str, float] | None) -> bool:
-    """The performance policy (docs/architecture.md#policies): replace the serving version only when one of
-    its metrics is worse than its threshold (accuracy below it; mae/rmse above it). Unknown serving metrics
-    never block it."""
-    if not replace_below:
-        return True
-    if any(name not in serving_metrics for name in replace_below):
-        return True
-    return any(worse_by(n, serving_metrics[n], limit) > 0 for n, limit in replace_below.items())

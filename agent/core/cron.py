@@ -1,58 +1,56 @@
-"""A five-field crontab matcher for promotion windows, pure so the planner can test it with a fake clock.
+"""Promotion windows: "may we promote during this minute?", on the wall clock of a chosen time zone.
 
-APScheduler parses cron for *triggers*; a window is a different question ("may we promote during this
-minute?"), answered here without importing the scheduler into the pure core.
+The expression is parsed by cronsim (a maintained, pure-Python cron library: names such as ``MON-FRI`` and
+``JAN``, ``7`` for Sunday, ``L`` and ``#``), so operators write windows as they write crontabs. Matching is
+done here on the local wall-clock minute: ``now`` (an instant) is converted to ``tz`` first, so a window of
+``0-59 9-17 * * MON-FRI`` in ``Europe/Berlin`` follows the clock through both DST changes. The tz object is
+built by the config layer (zoneinfo reads the tz database; the core does no I/O).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
-_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
-_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+from cronsim import CronSim, CronSimError
 
-
-def _field(text: str, low: int, high: int, what: str) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            start, end = low, high
-        elif "-" in base:
-            a, b = base.split("-", 1)
-            start, end = int(a), int(b)
-        else:
-            start = int(base)
-            end = high if step_text else start
-        if step < 1 or not low <= start <= end <= high:
-            raise ValueError(f"cron {what} field {part!r} is outside {low}-{high}")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
+_RANGES = {
+    "minute": "0-59",
+    "hour": "0-23",
+    "day-of-month": "1-31, L or LW",
+    "month": "1-12 or JAN-DEC",
+    "day-of-week": "0-7 or SUN-SAT, with L or #",
+}
+# cronsim needs a start instant to iterate from; a window only uses the parsed fields, never the iteration.
+_ANY_START = datetime(2000, 1, 1)
 
 
 class CronWindow:
-    """``CronWindow("* 2-4 * * 1-5").contains(now)``: true during every minute the expression matches."""
+    """``CronWindow("* 9-17 * * MON-FRI", tz).contains(now)``: true during every minute it matches."""
 
-    def __init__(self, expression: str) -> None:
-        parts = expression.split()
-        if len(parts) != 5:
-            raise ValueError(f"cron expression {expression!r} needs 5 fields (minute hour day month weekday)")
-        try:
-            self.fields = tuple(
-                _field(p, lo, hi, name) for p, (lo, hi), name in zip(parts, _RANGES, _NAMES, strict=True)
+    def __init__(self, expression: str, tz: tzinfo = UTC) -> None:
+        if len(expression.split()) != 5:
+            raise ValueError(
+                f"cron expression {expression!r} needs 5 fields (minute hour day-of-month month day-of-week)"
             )
-        except ValueError as err:
-            raise ValueError(f"cron expression {expression!r}: {err}") from err
+        try:
+            self._cron = CronSim(expression, _ANY_START)
+        except CronSimError as err:
+            raise ValueError(f"cron expression {expression!r}: {_explain(err)}") from err
         self.expression = expression
-        self._dom_any, self._dow_any = parts[2] == "*", parts[4] == "*"
+        self.tz = tz
 
     def contains(self, when: datetime) -> bool:
-        minute, hour, dom, month, dow = self.fields
-        if when.minute not in minute or when.hour not in hour or when.month not in month:
+        """Whether the minute of ``when`` (naive means UTC) matches, read on the window's wall clock."""
+        local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(self.tz)
+        cron = self._cron
+        if local.minute not in cron.minutes or local.hour not in cron.hours:
             return False
-        weekday = (when.weekday() + 1) % 7  # cron counts Sunday as 0; Python counts Monday as 0
-        dom_ok, dow_ok = when.day in dom, weekday in dow
-        if self._dom_any or self._dow_any:  # crontab(5): when both are restricted, either may match
-            return dom_ok and dow_ok
-        return dom_ok or dow_ok
+        return local.month in cron.months and cron.match_day(local.date())
+
+
+def _explain(err: CronSimError) -> str:
+    """cronsim says "Bad minute"; add what the field takes and an example."""
+    field = str(err).removeprefix("Bad ")
+    allowed = _RANGES.get(field)
+    where = f"bad {field} field (takes {allowed})" if allowed else str(err)
+    return f"{where}; e.g. '* 9-16 * * MON-FRI'"

@@ -155,3 +155,9 @@ def volume_error(err: OSError, what: str = "") -> StagingError:
             f"{where}the local volume is full ({detail}); lower keep_versions or grow the volume"
         )
     return StagingError(f"{where}cannot write to the local volume ({detail})")
+
+
+class MetricQueryError(AgentError):
+    """A live metric could not be read (Prometheus unreachable, the query refused, or ambiguous)."""
+
+    retryable = True

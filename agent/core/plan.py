@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from agent.core.checks import should_replace
 from agent.core.cron import CronWindow
+from agent.core.evidence import Evidence, Judgement, LiveFloor, judge_live, judge_score
 
 
 class Action(enum.Enum):
@@ -36,7 +36,8 @@ class Observation:
     quarantined: Mapping[int, str] = field(default_factory=dict)
     pinned: int | None = None
     last_promotion: datetime | None = None
-    serving_metrics: Mapping[str, float] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=Evidence)
+    """The serving version's latest golden score and live reading (the performance policy's input)."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,12 @@ class Policy:
 
     versions: str = "newer"
     window: str | None = None
+    window_tz: tzinfo = UTC
     min_interval: timedelta = timedelta(0)
     replace_below: Mapping[str, float] | None = None
+    """Golden-metric floors (accuracy below, mae/rmse above)."""
+    replace_live: LiveFloor | None = None
+    """A live metric's floor, read from Prometheus."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,15 @@ def plan(obs: Observation, policy: Policy, now: datetime) -> Plan:
         why = "operator pin" if obs.pinned is not None else "nothing serves yet"
         return Plan(Action.PROMOTE, target, f"{why}: version {target}")
     held = _held(obs, policy, now, target)
-    return held or Plan(Action.PROMOTE, target, f"version {target} is {_relation(target, obs.serving)}")
+    if held is not None:
+        return held
+    why = f"version {target} is {_relation(target, obs.serving)}"
+    performance = _performance(obs, policy, now)
+    if performance is None:
+        return Plan(Action.PROMOTE, target, why)
+    if not performance.degraded:
+        return Plan(Action.WAIT, target, f"serving version still performs: {performance.reason}")
+    return Plan(Action.PROMOTE, target, f"{why}; {performance.reason}")
 
 
 def _relation(target: int, serving: int) -> str:
@@ -113,22 +126,30 @@ def _pinned_target(obs: Observation) -> int | Plan:
 
 
 def _held(obs: Observation, policy: Policy, now: datetime, target: int) -> Plan | None:
-    if policy.window and not CronWindow(policy.window).contains(now):
-        return Plan(Action.WAIT, target, f"outside the promotion window '{policy.window}'")
+    if policy.window and not CronWindow(policy.window, policy.window_tz).contains(now):
+        zone = "" if policy.window_tz is UTC else f" ({policy.window_tz})"
+        return Plan(Action.WAIT, target, f"outside the promotion window '{policy.window}'{zone}")
     if obs.last_promotion is not None and policy.min_interval:
         ready_at = obs.last_promotion + policy.min_interval
         if now < ready_at:
             return Plan(Action.WAIT, target, f"min_interval {policy.min_interval} not elapsed", ready_at)
-    if policy.replace_below:
-        return _underperforming(obs, policy.replace_below, target)
     return None
 
 
-def _underperforming(obs: Observation, thresholds: Mapping[str, float], target: int) -> Plan | None:
-    """The performance policy (docs/architecture.md#policies): replace the serving version only once a metric
-    is worse than its threshold (accuracy below it, mae/rmse above it). Unmeasured metrics never block an
-    update."""
-    if should_replace(obs.serving_metrics, thresholds):
+def _performance(obs: Observation, policy: Policy, now: datetime) -> Judgement | None:
+    """The performance policy (docs/policies.md): replace the serving version only once its evidence says
+    it performs below the floor — its latest golden score on the data the candidate is scored on, or a
+    live metric.
+    With both configured, either one crossing replaces it; unreadable evidence never does."""
+    views = []
+    if policy.replace_below:
+        ev = obs.evidence
+        views.append(
+            judge_score(ev.score, policy.replace_below, generation=ev.golden_generation, now=now.timestamp())
+        )
+    if policy.replace_live is not None:
+        views.append(judge_live(obs.evidence.live, policy.replace_live, now=now.timestamp()))
+    if not views:
         return None
-    fine = ", ".join(f"{k}={obs.serving_metrics[k]:g} (threshold {v:g})" for k, v in thresholds.items())
-    return Plan(Action.WAIT, target, f"serving version still performs: {fine}")
+    crossed = [v for v in views if v.degraded]
+    return Judgement(bool(crossed), "; ".join(v.reason for v in (crossed or views)))

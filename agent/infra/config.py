@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import zoneinfo
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +28,9 @@ from pydantic import (
 
 from agent.core.cron import CronWindow
 from agent.core.errors import ConfigError
+from agent.core.evidence import LiveFloor
 from agent.core.fleet_records import check_fleet_name
+from agent.core.golden import METRICS
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -91,7 +94,8 @@ class ScheduleSettings(_Strict):
     """Random delay up to this much (sub-second too) added to each run, so many pods do not poll the bucket
     in lockstep."""
     cron: str | None = None
-    """A crontab expression (5 fields); replaces ``interval`` when set."""
+    """A crontab expression (5 fields, UTC; names such as ``MON-FRI`` and 7 for Sunday work, as in
+    ``policy.window``); replaces ``interval`` when set."""
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleSettings:
@@ -104,6 +108,48 @@ class ScheduleSettings(_Strict):
         return self
 
 
+class LiveFloorSettings(_Strict):
+    """``replace_below: {query: 'avg_over_time(model_online_accuracy{model="m"}[1h])', below: 0.8}``: the
+    serving version is replaced once this PromQL query, evaluated on ``monitoring.prometheus_url``, falls
+    below ``below`` (or rises above ``above``). No data or an unreachable Prometheus never replaces it."""
+
+    query: str = Field(min_length=1)
+    below: float | None = None
+    above: float | None = None
+    name: str = "live metric"
+    """How /status names the value, e.g. ``online accuracy``."""
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> LiveFloorSettings:
+        if (self.below is None) == (self.above is None):
+            raise ValueError("give exactly one of below: (accuracy-like) or above: (error-like)")
+        return self
+
+    def floor(self) -> LiveFloor:
+        return LiveFloor(self.query, self.below, self.above, self.name)
+
+
+def _replace_below(value: object) -> object:
+    """A mapping with ``query`` is a live floor; otherwise golden metric floors, by known metric name."""
+    if not isinstance(value, Mapping):
+        return value
+    if "query" in value:
+        try:
+            return LiveFloorSettings.model_validate(dict(value))
+        except ValidationError as err:  # one clear message instead of one per member of the union
+            raise ValueError(
+                "live floor: "
+                + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors())
+            ) from None
+    unknown = sorted(str(k) for k in value if k not in METRICS)
+    if unknown:
+        raise ValueError(
+            f"unknown metric(s) {unknown}: golden floors take {', '.join(METRICS)}; "
+            "for a live metric write {query: <PromQL>, below: <number>}"
+        )
+    return value
+
+
 class PolicySettings(_Strict):
     """Which versions go live and when: version, time-interval and performance policies
     (docs/architecture.md#policies)."""
@@ -112,14 +158,22 @@ class PolicySettings(_Strict):
     """newer: only versions above the serving one; latest: the highest complete version, even a lower one
     (after a bucket rollback); pinned: only the version an operator pinned."""
     window: str | None = None
-    """Cron expression (5 fields); promotions happen only in a minute it matches, e.g. ``* 2-4 * * 1-5``."""
+    """Cron expression (5 fields; names such as ``MON-FRI``, ``JAN`` and 7 for Sunday work); promotions happen
+    only in a minute it matches, e.g. ``* 9-16 * * MON-FRI``."""
+    window_timezone: str = "UTC"
+    """IANA time zone the window is read in (e.g. ``Europe/Berlin``), DST-correct."""
     min_interval: Duration = timedelta(0)
     """Least time between two promotions of this model."""
     champion_tolerance: float | None = None
     """A candidate's gated metric may trail the serving version's by at most this much (absolute)."""
-    replace_below: dict[str, float] | None = None
-    """Promote only when the serving version scores below these thresholds on the golden data
-    (e.g. ``{accuracy: 0.9}``); None promotes whenever a candidate passes."""
+    replace_below: Annotated[dict[str, float] | LiveFloorSettings | None, BeforeValidator(_replace_below)] = (
+        None
+    )
+    """Promote only once the serving version performs below a floor: on the golden data (``{accuracy: 0.9}``,
+    ``{mae: 0.5}``; re-scored when the file changes and every ``rescore_interval``), or a live metric
+    (``{query: ..., below: 0.8}``). None promotes whenever a candidate passes."""
+    rescore_interval: Duration = timedelta(minutes=10)
+    """Re-score the serving version on the golden data at least this often (and whenever the file changes)."""
     bake_time: Duration = timedelta(seconds=10)
     """After a promotion, smoke-check the model for this long; a failure rolls back."""
 
@@ -129,6 +183,37 @@ class PolicySettings(_Strict):
         if value is not None:
             CronWindow(value)  # raises ValueError naming the bad field
         return value
+
+    @field_validator("window_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(
+                f"{value!r} is not an IANA time zone; write e.g. Europe/Berlin, America/New_York or UTC"
+            ) from err
+        return value
+
+    @field_validator("rescore_interval")
+    @classmethod
+    def _rescore(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("rescore_interval must be positive, e.g. 10m")
+        return value
+
+    @property
+    def window_tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.window_timezone)
+
+    @property
+    def golden_floor(self) -> dict[str, float] | None:
+        return self.replace_below if isinstance(self.replace_below, dict) else None
+
+    @property
+    def live_floor(self) -> LiveFloor | None:
+        live = self.replace_below
+        return live.floor() if isinstance(live, LiveFloorSettings) else None
 
 
 class CompletionSettings(_Strict):
@@ -209,6 +294,15 @@ class ModelSettings(_Strict):
         if self.notifications is not None and not self.source.startswith("gs://"):
             raise ValueError(
                 f"notifications need a gs:// source, not {self.source}; remove notifications for this model"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _floor_needs_golden(self) -> ModelSettings:
+        if self.policy.golden_floor and self.golden is None:
+            raise ValueError(
+                "policy.replace_below scores the serving version on the golden data: set golden, or give "
+                "a live metric instead ({query: <PromQL>, below: <number>})"
             )
         return self
 
@@ -297,6 +391,22 @@ class FleetSettings(_Strict):
         return self.dead_after if self.dead_after is not None else 4 * self.heartbeat
 
 
+class MonitoringSettings(_Strict):
+    """Where live evidence comes from (``policy.replace_below: {query: ...}``)."""
+
+    prometheus_url: str | None = None
+    """Prometheus's base URL, e.g. ``http://prometheus:9090`` (its HTTP API answers under /api/v1)."""
+    query_timeout: Duration = timedelta(seconds=10)
+    """Deadline of one query; a slower answer counts as "Prometheus unreachable" and holds the candidate."""
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r}: write the URL with its scheme, e.g. http://prometheus:9090")
+        return value
+
+
 class AgentSettings(_Strict):
     """The whole agent config file."""
 
@@ -308,6 +418,7 @@ class AgentSettings(_Strict):
     log_format: Literal["text", "json"] = "text"
     fleet: FleetSettings | None = None
     """Coordinate with the other replicas through the bucket; absent: single-pod behaviour."""
+    monitoring: MonitoringSettings = MonitoringSettings()
     models: tuple[ModelSettings, ...] = ()
 
     @model_validator(mode="after")
@@ -319,6 +430,12 @@ class AgentSettings(_Strict):
         paths = [m.local_path for m in self.models]
         if len(set(paths)) != len(paths):
             raise ValueError("two models share a local_path; give each its own directory")
+        live = [m.name for m in self.models if m.policy.live_floor is not None]
+        if live and self.monitoring.prometheus_url is None:
+            raise ValueError(
+                f"model(s) {', '.join(live)} read a live metric (replace_below.query): "
+                "set monitoring.prometheus_url, e.g. http://prometheus:9090"
+            )
         return self
 
     def model(self, name: str) -> ModelSettings:

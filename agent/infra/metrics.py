@@ -105,6 +105,13 @@ class AgentMetrics:
             ["model", "metric", "role"],
             registry=registry,
         )
+        self.evidence_ok = Gauge(
+            "tfs_agent_evidence_ok",
+            "1 when the performance policy's evidence is fresh and usable, by source (golden: the latest"
+            " golden file parsed and fits; prometheus: the live query answered with a number); 0 holds.",
+            ["model", "source"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "tfs_agent_model_ready",
             "1 when the model serves a validated version.",

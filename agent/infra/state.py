@@ -65,7 +65,10 @@ class ModelRecord:
     last_poll: float | None = None
     last_poll_ok: float | None = None
     last_error: str | None = None
-    serving_metrics: dict[str, float] = field(default_factory=dict)
+    serving_score: dict[str, Any] | None = None
+    """The serving version's latest golden score: version, metrics, golden generation, when (epoch s)."""
+    golden_generation: str | None = None
+    """The golden file's generation candidates are validated on (the last one that parsed and fit)."""
     last_verdict: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:

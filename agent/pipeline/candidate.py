@@ -14,6 +14,7 @@ from agent.core.golden import Golden
 from agent.infra.clock import Clock
 from agent.infra.config import ModelSettings
 from agent.infra.state import StateStore
+from agent.pipeline.evidence import EvidenceKeeper
 from agent.pipeline.progress import DownloadProgress
 from agent.pipeline.promotion import Promotion
 from agent.pipeline.report import Outcome, PassResult, Reporter
@@ -37,11 +38,12 @@ class Candidate:
         reporter: Reporter,
         load_timeout: float,
         shadow: str,
+        evidence: EvidenceKeeper,
     ) -> None:
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state, self.clock = source, serving, state, clock
         self.promotion, self.reporter = promotion, reporter
-        self.load_timeout, self.shadow = load_timeout, shadow
+        self.load_timeout, self.shadow, self.evidence = load_timeout, shadow, evidence
 
     def attempt(self, version: int, manifest: Manifest | None, golden: Golden | None) -> PassResult:
         """Stage, validate, promote and bake ``version``; the result says how far it got and why."""
@@ -116,8 +118,9 @@ class Candidate:
             return self._reject(version, f"load: {err.reason}", "quarantined")
         with self.reporter.stage("promote"):
             self.promotion.switch(version, old)
-        self.promotion.commit(version, old, verdict.metrics)
+        self.promotion.commit(version, old)
         self.reporter.serving(version)
+        self.evidence.promoted(version, verdict.metrics)  # its validation is its first score
         problem = self._bake(version, golden)
         if problem:
             self.reporter.bake_failed(version, old, problem)

@@ -12,14 +12,18 @@ from pathlib import Path
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import Manifest, VersionState
 from agent.core.errors import AgentError
+from agent.core.evidence import Evidence
 from agent.core.plan import Observation
 from agent.infra.clock import utc
 from agent.infra.state import ModelRecord
 from agent.pipeline.staging import check_local
 
 
-def observe(record: ModelRecord, complete: Mapping[int, Manifest], local_path: Path) -> Observation:
-    """The planner's input: the bucket's complete versions, plus the pinned one if it is intact on disk.
+def observe(
+    record: ModelRecord, complete: Mapping[int, Manifest], local_path: Path, evidence: Evidence
+) -> Observation:
+    """The planner's input: the bucket's complete versions, plus the pinned one if it is intact on disk, and
+    this pass's evidence for the performance policy.
 
     The bucket alone says what is available: a version deleted there is gone, so ``versions: latest``
     follows a bucket-side rollback. Only an operator's pin may come from the disk (an older version kept
@@ -32,7 +36,7 @@ def observe(record: ModelRecord, complete: Mapping[int, Manifest], local_path: P
         quarantined=record.quarantined,
         pinned=record.pinned,
         last_promotion=utc(record.last_promotion) if record.last_promotion else None,
-        serving_metrics=record.serving_metrics,
+        evidence=evidence,
     )
 
 

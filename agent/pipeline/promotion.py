@@ -16,7 +16,7 @@ results (the bake's problem, what ``recover`` did) are returned typed; the repor
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,14 +117,13 @@ class Promotion:
         self._begin(Step.SWITCH, new, old)
         self._apply([new], new)
 
-    def commit(self, new: int, old: int | None, metrics: Mapping[str, float]) -> None:
+    def commit(self, new: int, old: int | None) -> None:
         """BAKE: new is the serving version (old kept for rollback) and is being watched."""
         started = self.pending.started if self.pending else self.clock.time()
         self._write(
             serving=new,
             previous=old,
             last_promotion=self.clock.time(),
-            serving_metrics=dict(metrics),
             pending=Pending(new, old, Step.BAKE, started),
         )
 

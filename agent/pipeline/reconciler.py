@@ -9,13 +9,15 @@ arguments (no container): ports for the bucket and TF Serving, the state store, 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from agent.adapters.prometheus import MetricQuery
 from agent.adapters.sources.base import ModelSource
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import Manifest
 from agent.core.errors import AgentError, volume_error
+from agent.core.evidence import Evidence
 from agent.core.golden import Golden
 from agent.core.plan import Action, Plan, Policy, plan
 from agent.infra.clock import Clock, Stopping, utc
@@ -24,14 +26,14 @@ from agent.infra.metrics import AgentMetrics
 from agent.infra.state import StateStore
 from agent.pipeline.candidate import Candidate
 from agent.pipeline.discovery import Discovery
+from agent.pipeline.evidence import EvidenceKeeper
+from agent.pipeline.golden_feed import GoldenFeed
 from agent.pipeline.observe import observe, readiness
 from agent.pipeline.operator import Operator
 from agent.pipeline.promotion import Promotion, Swap
 from agent.pipeline.report import Outcome, PassResult, Reporter
 
-GoldenLoader = Callable[[], Golden | None]
-
-__all__ = ["GoldenLoader", "ModelReconciler", "Outcome", "PassResult"]
+__all__ = ["ModelReconciler", "Outcome", "PassResult"]
 
 
 class ModelReconciler:
@@ -46,22 +48,34 @@ class ModelReconciler:
         state: StateStore,
         metrics: AgentMetrics,
         clock: Clock,
-        golden: GoldenLoader,
+        golden: GoldenFeed | None,
         load_timeout: float,
         shadow_suffix: str = "__candidate",
         poll_interval: float | None = None,
+        live: MetricQuery | None = None,
     ) -> None:
         """``poll_interval``: seconds between polls for the stale-model alert (for cron, the longest gap;
         the caller knows the scheduler); by default the schedule's interval."""
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state = source, serving, state
-        self.metrics, self.clock, self.golden = metrics, clock, golden
+        self.metrics, self.clock = metrics, clock
         self.load_timeout = load_timeout
         self.shadow = settings.name + shadow_suffix
         self.discovery = Discovery(source, settings.completion, clock=clock, model=settings.name)
         swap = Swap(settings.name, settings.local_path, settings.labels, load_timeout)
         self.promotion = Promotion(swap, serving=serving, state=state, clock=clock)
         self.reporter = Reporter(self.name, metrics)
+        self.evidence = EvidenceKeeper(
+            self.name,
+            feed=golden,
+            serving=serving,
+            state=state,
+            reporter=self.reporter,
+            clock=clock,
+            rescore_interval=settings.policy.rescore_interval,
+            live=live,
+            live_floor=settings.policy.live_floor,
+        )
         self.lock = threading.RLock()
         self.operator = Operator(
             settings,
@@ -81,6 +95,7 @@ class ModelReconciler:
             reporter=self.reporter,
             load_timeout=load_timeout,
             shadow=self.shadow,
+            evidence=self.evidence,
         )
         self.ready, self.ready_reason = False, "no pass yet"
         self.last_plan: Plan | None = None
@@ -119,7 +134,8 @@ class ModelReconciler:
             record.last_error = None
         self.reporter.polled(now, frozenset(found.incomplete))
         self._quarantine_invalid(found.invalid)
-        decision = self.last_plan = self._plan(found.complete)
+        evidence = self.evidence.refresh(self.state.get(self.name).serving)
+        decision = self.last_plan = self._plan(found.complete, evidence)
         if decision.action is not Action.PROMOTE or decision.version is None:
             idle = decision.action is Action.IDLE
             outcome = Outcome.IDLE if idle else Outcome.WAITING
@@ -127,7 +143,7 @@ class ModelReconciler:
         self.reporter.candidate(decision.version, decision.reason)
         # A broken golden file is the config's fault, not the candidate's: it fails the pass (shown as
         # last_error in /status) and quarantines nothing.
-        golden = self.golden()
+        golden = self.evidence.golden()
         return self.candidate.attempt(decision.version, found.complete.get(decision.version), golden)
 
     def _quarantine_invalid(self, invalid: Mapping[int, str]) -> None:
@@ -140,6 +156,10 @@ class ModelReconciler:
                 self.promotion.quarantine(version, why)
                 self.reporter.rejected(version, why, "quarantined")
 
+    def golden(self) -> Golden | None:
+        """The model's golden data (GoldenFileError when it cannot be used): a start-up config check."""
+        return self.evidence.check_golden()
+
     def _failed(self, err: AgentError, stage: str | None = None) -> PassResult:
         try:
             with self.state.update(self.name) as record:
@@ -150,10 +170,17 @@ class ModelReconciler:
         self.reporter.failed(err, stage)
         return PassResult(self.name, Outcome.RETRY, None, err.reason)
 
-    def _plan(self, complete: Mapping[int, Manifest]) -> Plan:
+    def _plan(self, complete: Mapping[int, Manifest], evidence: Evidence) -> Plan:
         policy = self.settings.policy
-        rules = Policy(policy.versions, policy.window, policy.min_interval, policy.replace_below)
-        obs = observe(self.state.get(self.name), complete, self.settings.local_path)
+        rules = Policy(
+            versions=policy.versions,
+            window=policy.window,
+            window_tz=policy.window_tz,
+            min_interval=policy.min_interval,
+            replace_below=policy.golden_floor,
+            replace_live=policy.live_floor,
+        )
+        obs = observe(self.state.get(self.name), complete, self.settings.local_path, evidence)
         return plan(obs, rules, utc(self.clock.time()))
 
     # ---- convergence ----------------
@@ -184,4 +211,5 @@ class ModelReconciler:
             "ready": self.ready,
             "ready_reason": self.ready_reason,
             "last_plan": self.last_plan.to_json() if self.last_plan else None,
+            "evidence": self.evidence.status(),
         }

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agent.core.domain import Verdict
 from agent.core.errors import AgentError
+from agent.core.evidence import Score
 from agent.infra.logs import event
 from agent.infra.metrics import AgentMetrics
 from agent.infra.state import ModelRecord
@@ -68,7 +69,6 @@ class Reporter:
         self.metrics.declare(self.model, poll_interval)
         self.serving(record.serving)
         self.quarantined(len(record.quarantined))
-        self.metrics.record_validation(self.model, "serving", record.serving_metrics)
 
     def timed_pass(self) -> AbstractContextManager[None]:
         return self.metrics.poll_duration.labels(self.model).time()
@@ -192,6 +192,43 @@ class Reporter:
     def quarantined(self, count: int) -> None:
         """How many versions are refused now (after a pass, and at once after an operator's action)."""
         self.metrics.quarantined.labels(self.model).set(count)
+
+    # ---- evidence (the performance policy) ----------------
+
+    def evidence_sources(self, sources: Sequence[str]) -> None:
+        """``tfs_agent_evidence_ok`` for each source the policy reads, at 0 until it first answers."""
+        for source in sources:
+            self.metrics.evidence_ok.labels(self.model, source).set(0)
+
+    def scored(self, score: Score, *, logged: bool = True) -> None:
+        """The serving version's latest golden score (a re-score, or a promotion's own verdict)."""
+        self.metrics.record_validation(self.model, "serving", score.metrics)
+        if logged:
+            shown = ",".join(f"{k}={v:.4g}" for k, v in sorted(score.metrics.items())) or None
+            event(
+                log,
+                "serving version scored",
+                model=self.model,
+                version=score.version,
+                generation=score.generation,
+                metrics=shown,
+            )
+
+    def golden_in_use(self, generation: str) -> None:
+        event(log, "golden data in use", model=self.model, generation=generation)
+
+    def evidence_problem(self, source: str, reason: str, kind: str, *, new: bool) -> None:
+        """Evidence that cannot be used; counted and logged once per distinct problem."""
+        self.metrics.evidence_ok.labels(self.model, source).set(0)
+        if new:
+            self.metrics.errors.labels(self.model, source, kind).inc()
+            fields = {"source": source, "reason": reason}
+            event(log, "evidence problem", level=logging.WARNING, model=self.model, **fields)
+
+    def evidence_ok(self, source: str, *, recovered: bool) -> None:
+        self.metrics.evidence_ok.labels(self.model, source).set(1)
+        if recovered:
+            event(log, "evidence ok again", model=self.model, source=source)
 
     # ---- operator ----------------
 

@@ -167,3 +167,19 @@ def probe_model(
         result = outputs_match(outputs, golden)
         return None if result.ok else f"{result.name}: {result.detail}"
     return None
+
+
+def score_version(serving: ServingControl, model: str, version: int, golden: Golden) -> dict[str, float]:
+    """Re-score a version that already serves on (fresh) golden data: the same Predict path as validation,
+    through the real name by explicit version, so no shadow is loaded and the labels never move.
+
+    Golden data that does not fit the version's signature (inputs that cannot be cast, or a Predict TF
+    Serving rejects) raises GoldenFileError: the file is to blame, not the version. ServingUnavailableError
+    propagates.
+    """
+    try:
+        inputs = request_for(serving, model, version, golden)
+        outputs = _predict(serving, model, inputs, version, golden)
+    except (ServingRejectedError, GoldenFileError) as err:
+        raise GoldenFileError(f"it does not fit version {version} of {model}: {err.reason}") from err
+    return compute_metrics(outputs, golden)

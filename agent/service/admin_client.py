@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from agent.core.errors import AgentError
+from agent.infra.jsondoc import json_object
 
 ACTIONS = ("pin", "unpin", "rollback", "clear")
 #: An admin action may wait for a version to load (rollback); status is a cheap read.
@@ -100,12 +101,9 @@ def _call(request: urllib.request.Request, timeout: float, what: str) -> dict[st
 
 def _decode(raw: bytes, url: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AdminClientError(f"{url} did not answer with JSON; is that the agent's HTTP port?") from err
-    if not isinstance(data, dict):
-        raise AdminClientError(f"{url} answered with JSON that is not an object")
-    return data
+        return json_object(raw, url)
+    except ValueError as err:
+        raise AdminClientError(f"{err}; is that the agent's HTTP port?") from err
 
 
 def _error_message(raw: bytes) -> str:

@@ -14,24 +14,24 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from agent.adapters.prometheus import MetricQuery, PrometheusClient
 from agent.adapters.sources.base import ModelSource
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import ServedModel
-from agent.core.errors import AgentError, ConfigError, GoldenFileError, PermanentSourceError
-from agent.core.golden import Golden, parse_golden
+from agent.core.errors import ConfigError, GoldenFileError, PermanentSourceError
 from agent.infra.clock import Clock, SystemClock
-from agent.infra.config import AgentSettings, ModelSettings
+from agent.infra.config import AgentSettings
 from agent.infra.logs import event
 from agent.infra.metrics import AgentMetrics
 from agent.infra.state import StateStore
-from agent.pipeline.reconciler import GoldenLoader, ModelReconciler, PassResult
+from agent.pipeline.golden_feed import GenerationReader, GoldenBytesReader, GoldenFeed
+from agent.pipeline.reconciler import ModelReconciler, PassResult
 from agent.pipeline.staging import clean_staging, verify_local
 from agent.service.scheduler import poll_gap_seconds
 
 log = logging.getLogger("tfs_agent")
 
 SourceFactory = Callable[[str], ModelSource]
-BytesReader = Callable[[str], bytes]
 
 
 class UnknownModelError(KeyError):
@@ -47,17 +47,23 @@ class Agent:
         *,
         serving: ServingControl,
         open_source: SourceFactory,
-        read_uri: BytesReader,
+        read_uri: GoldenBytesReader,
+        stat_uri: GenerationReader | None = None,
+        live: MetricQuery | None = None,
         clock: Clock | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        """``stat_uri`` lets a changed golden file be noticed without reading it (else it is read every
+        pass); ``live`` answers ``replace_below: {query: ...}`` (default: ``monitoring.prometheus_url``)."""
         self.settings = settings
         self.serving = serving
         self.clock = clock or SystemClock()
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
         self.state = StateStore(settings.state_dir)
-        self.read_uri = read_uri
+        if live is None and settings.monitoring.prometheus_url:
+            timeout = settings.monitoring.query_timeout.total_seconds()
+            live = PrometheusClient(settings.monitoring.prometheus_url, timeout=timeout)
         self.initial_config_written = threading.Event()
         self.reconcilers = {
             m.name: ModelReconciler(
@@ -67,28 +73,15 @@ class Agent:
                 state=self.state,
                 metrics=self.metrics,
                 clock=self.clock,
-                golden=self._golden_loader(m),
+                golden=GoldenFeed(m.golden, read=read_uri, stat=stat_uri) if m.golden else None,
                 load_timeout=settings.serving.load_timeout.total_seconds(),
                 shadow_suffix=settings.candidate_suffix,
                 # Cron schedules too: the stale-model alert needs every model's longest gap between polls.
                 poll_interval=poll_gap_seconds(m.schedule),
+                live=live if m.policy.live_floor is not None else None,
             )
             for m in settings.models
         }
-
-    def _golden_loader(self, model: ModelSettings) -> GoldenLoader:
-        def load() -> Golden | None:
-            if model.golden is None:
-                return None
-            try:
-                data = self.read_uri(model.golden)
-            except AgentError as err:
-                if err.retryable:  # the bucket hiccuped: a pass to retry, not a broken golden file
-                    raise
-                raise GoldenFileError(f"cannot read golden file {model.golden}: {err.reason}") from err
-            return parse_golden(data, origin=model.golden)
-
-        return load
 
     # ---- start-up ----------------
 

@@ -66,7 +66,7 @@ def _settings(path: Path) -> AgentSettings:
 
 def build_agent(settings: AgentSettings) -> Agent:
     """The agent with its real adapters: gRPC to TF Serving, file:// and gs:// sources."""
-    from agent.adapters.sources import open_source, read_uri
+    from agent.adapters.sources import open_source, read_uri, stat_uri
     from agent.adapters.tfserving.client import GrpcServingControl
     from agent.service.app import Agent
 
@@ -77,7 +77,7 @@ def build_agent(settings: AgentSettings) -> Agent:
         # ReloadConfig blocks until a new (shadow) model has loaded (B12): as long as a load may take.
         reload_timeout=settings.serving.load_timeout.total_seconds() + 30,
     )
-    return Agent(settings, serving=serving, open_source=open_source, read_uri=read_uri)
+    return Agent(settings, serving=serving, open_source=open_source, read_uri=read_uri, stat_uri=stat_uri)
 
 
 @cli.command()
@@ -166,6 +166,32 @@ def status(url: str, as_json: bool) -> None:
             click.echo(f"  quarantined {version}: {reason}")
         if m.get("last_error"):
             click.echo(f"  last error: {m['last_error']}")
+        for line in _why(m):
+            click.echo(f"  {line}")
+
+
+def _why(model: dict[str, Any]) -> list[str]:
+    """A waiting candidate's reason, the serving version's latest score, and evidence that cannot be read."""
+    import time
+
+    from agent.core.evidence import ago
+
+    lines = []
+    plan = model.get("last_plan") or {}
+    if plan.get("action") == "wait":
+        lines.append(f"waiting: version {plan.get('version')}: {plan.get('reason')}")
+    evidence = model.get("evidence") or {}
+    score = evidence.get("serving_score")
+    if score:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(score["metrics"].items())) or "no metrics"
+        when = ago(time.time() - score["scored_at"])
+        lines.append(
+            f"serving score: version {score['version']}: {metrics} on golden generation "
+            f"{score['generation']}, scored {when}"
+        )
+    for source, problem in sorted((evidence.get("problems") or {}).items()):
+        lines.append(f"evidence problem ({source}): {problem}")
+    return lines
 
 
 def _call(fn: Any) -> dict[str, Any]:

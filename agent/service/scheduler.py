@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from cronsim import CronSim
 
 from agent.infra.config import ScheduleSettings
 
@@ -20,11 +20,33 @@ _GAP_HORIZON = timedelta(days=366)
 _GAP_MAX_RUNS = 2000
 
 
+class CrontabTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler ships no type information
+    """A crontab line read as crontab(5) and ``policy.window`` read it (cronsim: names, 0 and 7 for Sunday),
+    in UTC. APScheduler's own ``CronTrigger.from_crontab`` counts weekdays from Monday = 0, so ``1-5``
+    would poll Tuesday to Saturday."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        CronSim(expression, datetime.now(UTC))  # fail now, not at the first run
+
+    jitter: float | None = None
+    """Seconds of random delay added to each run (BaseTrigger's own jitter)."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        # cronsim yields matches strictly after its start: step back a second so ``now`` itself may fire.
+        start = previous_fire_time or now - timedelta(seconds=1)
+        fire = next(CronSim(self.expression, start.astimezone(UTC)))
+        return self._apply_jitter(fire, self.jitter, now) if self.jitter else fire
+
+    def __str__(self) -> str:
+        return f"crontab[{self.expression}]"
+
+
 def trigger_for(schedule: ScheduleSettings) -> BaseTrigger:
     """The trigger for one model; jitter (a random delay up to it, sub-second too) applies to both kinds."""
     jitter = schedule.jitter.total_seconds() or None
     if schedule.cron:
-        trigger = CronTrigger.from_crontab(schedule.cron, timezone="UTC")
+        trigger = CrontabTrigger(schedule.cron)
         trigger.jitter = jitter
         return trigger
     assert schedule.interval is not None

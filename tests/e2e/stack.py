@@ -130,12 +130,15 @@ class Stack:
             self.server.stop()
         self.server = self._launch_on(self.server.grpc_port)
 
-    def restart_agent(self, *, kill: bool = True) -> None:
+    def restart_agent(self, *, kill: bool = True, between: Callable[[], None] | None = None) -> None:
+        """Stop (SIGKILL or SIGTERM) and start the agent again; ``between`` runs while it is down."""
         assert self.agent is not None
         if kill:
             self.agent.kill()
         else:
             self.agent.stop()
+        if between is not None:
+            between()
         self.agent = AgentProcess(self.tmp, self.config, env=self.agent_env)
         self.agent.start()
 

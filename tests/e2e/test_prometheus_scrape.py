@@ -10,13 +10,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -26,6 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.prometheus import prometheus_argv, prometheus_config, query
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "k8s" / "monitoring" / "rules.yaml"
@@ -100,11 +100,7 @@ class Stack:
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query through Prometheus's HTTP API."""
-        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        body = _get_json(url)
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
+        return query(self.prometheus_url, promql)
 
     def serving_in_prometheus(self) -> float | None:
         result = self.query(f'tfs_agent_serving_version{{job="tfs-agent", model="{MODEL}"}}')
@@ -167,19 +163,6 @@ def _agent_config(work: Path, grpc_port: int, http_port: int) -> Path:
     return path
 
 
-def _prometheus_config(work: Path, agent_port: int) -> Path:
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [
-            {"job_name": "tfs-agent", "static_configs": [{"targets": [f"127.0.0.1:{agent_port}"]}]}
-        ],
-    }
-    path = work / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def _build_models(work: Path) -> None:
     """v1 and v2 of y = 0.5x + 2, built by TensorFlow in a child process (the agent never imports it)."""
     args = [str(work / "build" / "1"), "0.5", "2.0", str(work / "build" / "2"), "0.5", "2.0"]
@@ -194,9 +177,6 @@ def _build_models(work: Path) -> None:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """The agent and Prometheus scraping it, against an empty file:// bucket; no TF Serving yet."""
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        pytest.fail("prometheus is required: apt-get install prometheus (.ci/run installs it)")
     (tmp_path / "bucket" / MODEL).mkdir(parents=True)
     grpc_port, http_port, prom_port = _free_port(), _free_port(), _free_port()
     config = _agent_config(tmp_path, grpc_port, http_port)
@@ -206,15 +186,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         )
         running.start("agent", [*TFS_AGENT, "run", "--config", str(config)])
         running.wait("the agent's /healthz", lambda: _get_json_ok(f"{running.agent_url}/healthz"), 60)
-        running.start(
-            "prometheus",
-            [
-                prometheus,
-                f"--config.file={_prometheus_config(tmp_path, http_port)}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-        )
+        scrape = prometheus_config(tmp_path, {"tfs-agent": [f"127.0.0.1:{http_port}"]}, [RULES])
+        running.start("prometheus", prometheus_argv(tmp_path, scrape, prom_port))
         running.wait("Prometheus ready", lambda: _get_json_ok(f"{running.prometheus_url}/-/ready"), 60)
         yield running
 

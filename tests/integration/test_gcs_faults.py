@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from agent.adapters.sources import open_source, read_uri
+from agent.adapters.sources import open_source, read_uri, stat_uri
 from agent.adapters.sources.base import ObjectNotFoundError
 from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.retrying import retry_policy
@@ -138,3 +138,26 @@ def test_a_missing_object_is_object_not_found(client: storage.Client, tmp_path: 
     source = GcsSource(f"gs://{new_bucket(client)}/m", client=client)
     with pytest.raises(ObjectNotFoundError, match="m/1/nope"):
         source.download(1, "nope", tmp_path / "nope")
+
+
+def test_golden_file_generation_moves_on_rewrite(
+    server: FakeGcsServer, client: storage.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stat_uri reads only the object's generation; a rewrite gives a new one, and read_uri of that
+    generation returns the new bytes. The emulator must refuse a generation that is gone, as GCS does, so
+    a read pinned to a stale stat cannot pass here by accident."""
+    name = new_bucket(client)
+    blob = client.bucket(name).blob("golden/m.json")
+    blob.upload_from_string(b'{"instances": [1]}')
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    uri = f"gs://{name}/golden/m.json"
+    first = stat_uri(uri)
+    assert stat_uri(uri) == first
+    blob.upload_from_string(b'{"instances": [2]}')
+    second = stat_uri(uri)
+    assert second != first
+    assert read_uri(uri, second) == b'{"instances": [2]}'
+    with pytest.raises(ObjectNotFoundError):
+        read_uri(uri, first)
+    with pytest.raises(ObjectNotFoundError):
+        stat_uri(f"gs://{name}/golden/absent.json")

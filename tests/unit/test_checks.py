@@ -149,21 +149,3 @@ def test_pipeline_follows_the_golden_file() -> None:
         ("champion", True),
     ]
     assert checks.checks_for(golden()) == ()
-
-
-@pytest.mark.parametrize(
-    ("serving", "thresholds", "replace"),
-    [
-        ({"accuracy": 0.95}, None, True),
-        ({"accuracy": 0.95}, {"accuracy": 0.9}, False),
-        ({"accuracy": 0.85}, {"accuracy": 0.9}, True),
-        ({"mae": 0.1}, {"mae": 0.2}, False),  # lower is better: 0.1 is fine
-        ({"mae": 0.3}, {"mae": 0.2}, True),
-        ({}, {"accuracy": 0.9}, True),  # unknown: never blocks
-    ],
-)
-def test_should_replace(
-    serving: dict[str, float], thresholds: dict[str, float] | None, replace: bool
-) -> None:
-    """Replace only when a serving metric is worse than its threshold, in the metric's direction."""
-    assert checks.should_replace(serving, thresholds) is replace

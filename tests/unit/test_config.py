@@ -64,9 +64,16 @@ def test_completion_modes(value: str, mode: str, arg: object) -> None:
         ({"policy": {"window": "* * *"}}, "5 fields"),
         ({"policy": {"versions": "oldest"}}, "policy.versions"),
         ({"schedule": {"interval": "0s"}}, "interval must be positive"),
-        ({"schedule": {"cron": "61 * * * *"}}, "outside 0-59"),
+        ({"schedule": {"cron": "61 * * * *"}}, "bad minute field (takes 0-59)"),
         ({"name": "../evil"}, "usable model name"),
         ({"keep_versions": 0}, "keep_versions"),
+        ({"policy": {"window_timezone": "Mars/Olympus"}}, "'Mars/Olympus' is not an IANA time zone"),
+        ({"policy": {"replace_below": {"accurcy": 0.9}}}, "unknown metric(s) ['accurcy']"),
+        ({"policy": {"replace_below": {"accuracy": 0.9}}}, "set golden, or give a live metric"),
+        ({"policy": {"replace_below": {"query": "up"}}}, "exactly one of below: (accuracy-like) or above:"),
+        ({"policy": {"replace_below": {"query": "up", "below": 1, "abov": 2}}}, "abov: Extra inputs"),
+        ({"policy": {"rescore_interval": "0s"}}, "rescore_interval must be positive"),
+        ({"policy": {"replace_below": {"query": "up", "below": 0.8}}}, "set monitoring.prometheus_url"),
     ],
 )
 def test_errors_name_the_key(patch: dict[str, object], needle: str) -> None:
@@ -74,6 +81,46 @@ def test_errors_name_the_key(patch: dict[str, object], needle: str) -> None:
     with pytest.raises(ConfigError, match=None) as info:
         settings_from_mapping({"models": [{**MODEL, **patch}]})
     assert needle in str(info.value)
+
+
+def test_performance_policy_sources() -> None:
+    """replace_below takes golden floors (with a golden file) or a live PromQL floor (with Prometheus)."""
+    golden = settings_from_mapping(
+        {"models": [{**MODEL, "golden": "/g.json", "policy": {"replace_below": {"accuracy": 0.8}}}]}
+    ).models[0]
+    assert (golden.policy.golden_floor, golden.policy.live_floor) == ({"accuracy": 0.8}, None)
+    assert golden.policy.rescore_interval.total_seconds() == 600
+    live = settings_from_mapping(
+        {
+            "monitoring": {"prometheus_url": "http://prometheus:9090"},
+            "models": [
+                {**MODEL, "policy": {"replace_below": {"query": "up", "above": 0.1, "name": "errors"}}}
+            ],
+        }
+    ).models[0]
+    floor = live.policy.live_floor
+    assert floor is not None
+    assert (floor.query, floor.below, floor.above, floor.name) == ("up", None, 0.1, "errors")
+    assert live.policy.golden_floor is None
+
+
+def test_window_names_and_time_zone() -> None:
+    """A window written with names in a named zone loads; the zone is a real tzinfo."""
+    policy = (
+        settings_from_mapping(
+            {
+                "models": [
+                    {
+                        **MODEL,
+                        "policy": {"window": "* 9-16 * JAN-DEC MON-FRI", "window_timezone": "Europe/Berlin"},
+                    }
+                ]
+            }
+        )
+        .models[0]
+        .policy
+    )
+    assert str(policy.window_tz) == "Europe/Berlin"
 
 
 def test_duplicate_models_rejected() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.core.evidence import Evidence, LiveFloor, LiveReading, Score
 from agent.core.plan import Action, Observation, Policy, plan
 
 NOW = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)  # a Tuesday
@@ -118,29 +120,108 @@ def test_min_interval_holds_until_elapsed() -> None:
     assert later.action is Action.PROMOTE
 
 
+def scored(metrics: dict[str, float], generation: str = "17", age: float = 180.0) -> Evidence:
+    """Evidence of serving version 1 scored ``age`` seconds before NOW on golden ``generation``."""
+    score = Score(1, metrics, generation, NOW.timestamp() - age)
+    return Evidence(score=score, golden_generation="17")
+
+
 def test_replace_below_holds_while_serving_performs() -> None:
-    """The performance policy keeps a serving version whose metrics are at or above the floor."""
-    o = obs({1, 2}, serving=1, serving_metrics={"accuracy": 0.95})
-    p = plan(o, Policy(replace_below={"accuracy": 0.9}), NOW)
-    assert p.action is Action.WAIT
-    assert "accuracy=0.95 (threshold 0.9)" in p.reason
+    """The performance policy keeps a serving version whose latest score is at or above the floor, and
+    says so with the numbers, the golden generation and the score's age."""
+    o = obs({1, 2}, serving=1, evidence=scored({"accuracy": 0.85}))
+    p = plan(o, Policy(replace_below={"accuracy": 0.8}), NOW)
+    assert (p.action, p.version) == (Action.WAIT, 2)
+    assert p.reason == (
+        "serving version still performs: serving accuracy 0.85 ≥ 0.8 on golden generation 17 scored 3 min ago"
+    )
 
 
 def test_replace_below_promotes_when_serving_degrades() -> None:
-    """Once the serving version scores below the floor, the candidate is promoted."""
-    o = obs({1, 2}, serving=1, serving_metrics={"accuracy": 0.85})
+    """Once the serving version's latest score falls below the floor (85 % → 78 %, floor 80 %),
+    the candidate is promoted and the plan says why."""
+    o = obs({1, 2}, serving=1, evidence=scored({"accuracy": 0.78}))
+    p = plan(o, Policy(replace_below={"accuracy": 0.8}), NOW)
+    assert p.action is Action.PROMOTE
+    assert "serving accuracy 0.78 < 0.8 on golden generation 17" in p.reason
+
+
+def test_replace_below_holds_a_score_on_other_golden_data() -> None:
+    """A score on an older golden generation is not evidence about the data the candidate is scored on."""
+    o = obs({1, 2}, serving=1, evidence=scored({"accuracy": 0.5}, generation="16"))
+    p = plan(o, Policy(replace_below={"accuracy": 0.8}), NOW)
+    assert p.action is Action.WAIT
+    assert "not scored on golden generation 17" in p.reason
+
+
+def test_replace_below_without_a_score_holds() -> None:
+    """No score of the serving version at all is no evidence that it degraded."""
+    p = plan(obs({1, 2}, serving=1), Policy(replace_below={"accuracy": 0.9}), NOW)
+    assert p.action is Action.WAIT
+    assert "no golden score" in p.reason
+
+
+def test_replace_below_unmeasurable_metric_does_not_block() -> None:
+    """A metric the golden file cannot measure (no labels) never holds a version forever."""
+    o = obs({1, 2}, serving=1, evidence=scored({}))
     assert plan(o, Policy(replace_below={"accuracy": 0.9}), NOW).action is Action.PROMOTE
-
-
-def test_replace_below_without_measurement_does_not_block() -> None:
-    """Missing serving metrics never block an update forever."""
-    assert plan(obs({1, 2}, serving=1), Policy(replace_below={"accuracy": 0.9}), NOW).action is Action.PROMOTE
 
 
 def test_replace_below_error_metrics_are_worse_when_higher() -> None:
     """For mae/rmse the floor is a ceiling: replace once the serving error rises above it."""
-    policy = Policy(replace_below={"mae": 0.2})
-    fine = obs({1, 2}, serving=1, serving_metrics={"mae": 0.1})
-    worse = obs({1, 2}, serving=1, serving_metrics={"mae": 0.3})
-    assert plan(fine, policy, NOW).action is Action.WAIT
-    assert plan(worse, policy, NOW).action is Action.PROMOTE
+    policy = Policy(replace_below={"mae": 0.5})
+    fine = plan(obs({1, 2}, serving=1, evidence=scored({"mae": 0.02})), policy, NOW)
+    worse = plan(obs({1, 2}, serving=1, evidence=scored({"mae": 1.0})), policy, NOW)
+    assert fine.action is Action.WAIT
+    assert "serving mae 0.02 ≤ 0.5 on golden generation 17 scored 3 min ago" in fine.reason
+    assert worse.action is Action.PROMOTE
+    assert "mae 1 > 0.5" in worse.reason
+
+
+LIVE = LiveFloor('avg_over_time(model_online_accuracy{model="m"}[1h])', below=0.8, name="online accuracy")
+
+
+@pytest.mark.parametrize(
+    ("reading", "action", "text"),
+    [
+        (LiveReading(0.83, 0.0), Action.WAIT, "online accuracy 0.83 ≥ 0.8 (query avg_over_time("),
+        (LiveReading(0.78, 0.0), Action.PROMOTE, "online accuracy 0.78 < 0.8 (query avg_over_time("),
+        (LiveReading(None, 0.0), Action.WAIT, "online accuracy has no data, holding"),
+        (LiveReading(None, 0.0, "Prometheus at http://p is unreachable"), Action.WAIT, "is unreachable"),
+        (None, Action.WAIT, "not read yet"),
+    ],
+)
+def test_live_floor(reading: LiveReading | None, action: Action, text: str) -> None:
+    """A live metric replaces the serving version only once it crosses the floor; no data or an error
+    holds the candidate and says why."""
+    p = plan(obs({1, 2}, serving=1, evidence=Evidence(live=reading)), Policy(replace_live=LIVE), NOW)
+    assert p.action is action
+    assert text in p.reason
+
+
+def test_live_floor_above_is_a_ceiling() -> None:
+    """``above:`` is for error-like metrics: replace once the value rises above it."""
+    floor = LiveFloor("rate(errors[5m])", above=0.05, name="error rate")
+    ok = plan(
+        obs({1, 2}, serving=1, evidence=Evidence(live=LiveReading(0.01, 0.0))),
+        Policy(replace_live=floor),
+        NOW,
+    )
+    bad = plan(
+        obs({1, 2}, serving=1, evidence=Evidence(live=LiveReading(0.2, 0.0))), Policy(replace_live=floor), NOW
+    )
+    assert (ok.action, bad.action) == (Action.WAIT, Action.PROMOTE)
+    assert "error rate 0.01 ≤ 0.05" in ok.reason
+
+
+def test_window_is_read_in_its_time_zone() -> None:
+    """A business-hours window in Europe/Berlin: 14:30 UTC on a November Tuesday is 15:30 there (inside),
+    08:30 UTC in July is 10:30 (CEST, inside), 16:30 UTC in July is 18:30 (outside)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    policy = Policy(window="* 9-17 * * MON-FRI", window_tz=berlin)
+    july = datetime(2026, 7, 7, 8, 30, tzinfo=UTC)
+    assert plan(obs({1, 2}, serving=1), policy, NOW).action is Action.PROMOTE
+    assert plan(obs({1, 2}, serving=1), policy, july).action is Action.PROMOTE
+    late = plan(obs({1, 2}, serving=1), policy, july + timedelta(hours=10))
+    assert late.action is Action.WAIT
+    assert "(Europe/Berlin)" in late.reason

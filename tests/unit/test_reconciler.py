@@ -16,14 +16,15 @@ from prometheus_client import CollectorRegistry
 
 from agent.core.domain import VersionState
 from agent.core.errors import TransientSourceError
-from agent.core.golden import Golden, parse_golden
 from agent.infra.clock import Stopping, SystemClock
 from agent.infra.config import ModelSettings
 from agent.infra.metrics import AgentMetrics
 from agent.infra.state import Pending, StateStore
+from agent.pipeline.golden_feed import GoldenFeed
 from agent.pipeline.reconciler import ModelReconciler, Outcome
+from tests.fakes_prometheus import FakeMetricQuery
 from tests.fakes_serving import FakeClock, FakeServing, half_plus_two
-from tests.fakes_sources import InMemorySource
+from tests.fakes_sources import InMemoryGoldenFile, InMemorySource
 
 FILES = {
     "saved_model.pb": b"graph",
@@ -43,11 +44,13 @@ class World:
         self.serving = FakeServing()
         self.state = StateStore(tmp_path / "state")
         self.registry = CollectorRegistry()
-        self.golden: Golden | None = parse_golden(json.dumps(golden)) if golden else None
+        self.live: FakeMetricQuery | None = None
+        self.golden_file = InMemoryGoldenFile(json.dumps(golden).encode() if golden else None)
         self.settings = ModelSettings(
             name="m",
             source="file:///unused",
             local_path=self.local,
+            golden="mem://bucket/golden.json" if golden else None,
             policy={"bake_time": "3s", **policy},  # type: ignore[arg-type]
         )
         self.reconciler = self.build()
@@ -62,8 +65,13 @@ class World:
             if not hasattr(self, "reconciler")
             else self.reconciler.metrics,
             clock=self.clock,
-            golden=lambda: self.golden,
+            golden=GoldenFeed(
+                "mem://bucket/golden.json", read=self.golden_file.read, stat=self.golden_file.stat
+            )
+            if self.golden_file.data is not None
+            else None,
             load_timeout=30,
+            live=self.live,
         )
 
     def publish(self, version: int, function: Callable[..., Any] | None = None, *, error: str = "") -> None:
@@ -346,13 +354,8 @@ def test_download_progress_is_logged_at_most_every_interval(caplog: pytest.LogCa
 
 def test_broken_golden_file_fails_the_pass_without_quarantine(world: World) -> None:
     """A golden file that does not parse is a config error: the pass fails visibly, the version is kept."""
-    from agent.core.errors import GoldenFileError
-
-    def broken() -> Golden:
-        raise GoldenFileError("golden.json: 'instances' must be a list")
-
     world.publish(1)
-    world.reconciler.golden = broken
+    world.golden_file.write(b'{"instances": 1}')
     result = world.reconciler.reconcile()
     assert result.outcome is Outcome.RETRY
     assert "instances" in (world.record.last_error or "")

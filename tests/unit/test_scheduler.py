@@ -1,4 +1,5 @@
-"""The APScheduler wiring: triggers get the configured jitter to the millisecond, cron gaps are measured."""
+"""The APScheduler wiring: triggers get the configured jitter to the millisecond, cron gaps are measured,
+and a cron schedule reads weekdays as crontab(5) does (and as policy.window does)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,26 @@ def test_interval_poll_gap_is_the_interval() -> None:
     """An interval schedule's poll interval is the interval itself (jitter excluded)."""
     schedule = ScheduleSettings.model_validate({"interval": "30s", "jitter": "5s"})
     assert poll_gap_seconds(schedule) == 30.0
+
+
+SUNDAY_NOON = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def next_run(cron: str, now: datetime = SUNDAY_NOON) -> datetime:
+    trigger = trigger_for(ScheduleSettings.model_validate({"cron": cron}))
+    fire: datetime = trigger.get_next_fire_time(None, now)
+    return fire
+
+
+def test_weekday_numbers_count_from_sunday() -> None:
+    """``1`` is Monday (APScheduler's own from_crontab would make it Tuesday); ``7`` is Sunday."""
+    assert next_run("0 6 * * 1").strftime("%A %H:%M") == "Monday 06:00"
+    assert next_run("0 13 * * 7") == datetime(2026, 11, 29, 13, 0, tzinfo=UTC)
+
+
+def test_names_and_the_current_minute() -> None:
+    """Names work; a run due this very minute fires now, then the next match follows the previous one."""
+    assert next_run("0 6 * * MON-FRI").strftime("%A") == "Monday"
+    assert next_run("0 12 * * SUN") == SUNDAY_NOON
+    trigger = trigger_for(ScheduleSettings.model_validate({"cron": "*/15 * * * *"}))
+    assert trigger.get_next_fire_time(SUNDAY_NOON, SUNDAY_NOON) == datetime(2026, 11, 29, 12, 15, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.adapters.sources import open_sink, open_source, read_uri
+from agent.adapters.sources import open_sink, open_source, read_uri, stat_uri
 from agent.adapters.sources.base import ModelSink, ModelSource, ObjectNotFoundError
 from agent.adapters.sources.gcs import split_gs_uri
 from agent.adapters.sources.local import LocalSink, LocalSource, path_from_file_uri
@@ -119,3 +119,19 @@ def test_read_uri_reads_plain_paths_and_file_uris(tmp_path: Path) -> None:
         read_uri(str(tmp_path / "absent.json"))
     with pytest.raises(ConfigError):
         read_uri("https://example.com/golden.json")
+
+
+def test_stat_uri_changes_when_the_file_is_replaced(tmp_path: Path) -> None:
+    """A local golden file's generation is its mtime and size: stable while untouched, new after a
+    rewrite by rename (as a labelling pipeline does); a missing file is ObjectNotFoundError."""
+    golden = tmp_path / "golden.json"
+    golden.write_bytes(b"{}")
+    first = stat_uri(f"file://{golden}")
+    assert stat_uri(str(golden)) == first
+    temp = tmp_path / "golden.tmp"
+    temp.write_bytes(b'{"a": 1}')
+    os.utime(temp, ns=(golden.stat().st_mtime_ns + 1, golden.stat().st_mtime_ns + 1))
+    temp.replace(golden)
+    assert stat_uri(str(golden)) != first
+    with pytest.raises(ObjectNotFoundError):
+        stat_uri(str(tmp_path / "absent.json"))

@@ -11,6 +11,8 @@ from agent.core.errors import AgentError
 from agent.infra.files import write_atomic
 from agent.infra.state import Pending, StateStore
 
+SCORE = {"version": 3, "metrics": {"accuracy": 0.9}, "generation": "17", "scored_at": 5.0}
+
 
 def test_round_trip(tmp_path: Path) -> None:
     """Everything recorded survives a reload, including quarantine keys and the pending step."""
@@ -19,11 +21,18 @@ def test_round_trip(tmp_path: Path) -> None:
         rec.serving, rec.previous, rec.pinned = 3, 2, None
         rec.quarantined[4] = "validation: mismatch"
         rec.pending = Pending(5, 3, "load", 12.5)
-        rec.serving_metrics = {"accuracy": 0.9}
+        rec.serving_score = SCORE
+        rec.golden_generation = "17"
     again = StateStore(tmp_path).get("m")
     assert (again.serving, again.previous, again.quarantined) == (3, 2, {4: "validation: mismatch"})
     assert again.pending == Pending(5, 3, "load", 12.5)
-    assert again.serving_metrics == {"accuracy": 0.9}
+    assert again.serving_score == {
+        "version": 3,
+        "metrics": {"accuracy": 0.9},
+        "generation": "17",
+        "scored_at": 5.0,
+    }
+    assert again.golden_generation == "17"
 
 
 def test_failed_update_is_not_saved(tmp_path: Path) -> None:

@@ -44,6 +44,15 @@ def read_local_file(path: Path) -> bytes:
         raise _source_error(err, f"reading {path}") from err
 
 
+def stat_local_file(path: Path) -> str:
+    """A token that changes whenever the file is rewritten: its modification time (ns) and size."""
+    try:
+        info = path.stat()
+    except OSError as err:
+        raise _source_error(err, f"checking {path}") from err
+    return f"mtime:{info.st_mtime_ns} size:{info.st_size}"
+
+
 def _source_error(err: OSError, what: str) -> SourceError:
     """The one place OS errors become the agent's source errors."""
     detail = f"{what}: {err.strerror or err}"
