@@ -103,7 +103,8 @@ class EvidenceKeeper:
     def refresh(self, serving_version: int | None) -> Evidence:
         """Notice a changed golden file, re-score the serving version when due, read the live metric.
 
-        ServingUnavailableError propagates (the pass is a retry); everything else is reported, not raised."""
+        An unreachable TF Serving or bucket propagates (the pass is a retry); everything else is reported,
+        not raised."""
         if self.feed is not None:
             self._refresh_golden(serving_version)
         if self.live is not None and self.live_floor is not None and serving_version is not None:
@@ -120,8 +121,7 @@ class EvidenceKeeper:
         candidate = fresh or self.feed.good
         if candidate is None:
             return
-        due = version is not None and self._due(version, candidate.generation)
-        if version is not None and due:
+        if version is not None and self._due(version, candidate.generation):
             self._rescore(version, candidate, fresh is not None)
         else:  # nothing serves, or a restart found the generation its recorded, recent score was made on
             self._adopt(fresh)
