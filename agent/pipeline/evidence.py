@@ -122,9 +122,12 @@ class EvidenceKeeper:
         if candidate is None:
             return
         if version is not None and self._due(version, candidate.generation):
-            self._rescore(version, candidate, fresh is not None)
-        else:  # nothing serves, or a restart found the generation its recorded, recent score was made on
+            if not self._rescore(version, candidate, fresh is not None):
+                return
+        elif fresh is not None:  # nothing serves, or a restart found the generation its recent score is on
             self._adopt(fresh)
+        if self.feed.in_sync:  # the file in the bucket is the one in use: nothing left out
+            self._clear(GOLDEN)
 
     def _due(self, version: int, generation: str) -> bool:
         score = self.score
@@ -132,26 +135,27 @@ class EvidenceKeeper:
             return True
         return self.clock.time() - score.scored_at >= self.interval
 
-    def _rescore(self, version: int, data: GoldenData, new: bool) -> None:
+    def _rescore(self, version: int, data: GoldenData, new: bool) -> bool:
+        """Score the serving version on ``data`` (adopting it when new); False when it does not fit."""
+        assert self.feed is not None
         try:
             metrics = score_version(self.serving, self.model, version, data.golden)
         except GoldenFileError as err:
-            assert self.feed is not None
             self.feed.reject()
             what = f"golden generation {data.generation}" if new else "the golden data"
             self._problem(GOLDEN, f"{what} not used: {err.reason}", "SignatureMismatch")
-            return
-        self._adopt(data if new else None)
+            return False
+        if new:
+            self._adopt(data)
         self.record(Score(version, metrics, data.generation, self.clock.time()))
+        return True
 
-    def _adopt(self, data: GoldenData | None) -> None:
+    def _adopt(self, data: GoldenData) -> None:
         assert self.feed is not None
-        if data is not None:
-            self.feed.adopt(data)
-            with self.state.update(self.model) as record:
-                record.golden_generation = data.generation
-            self.reporter.golden_in_use(data.generation)
-        self._clear(GOLDEN)
+        self.feed.adopt(data)
+        with self.state.update(self.model) as record:
+            record.golden_generation = data.generation
+        self.reporter.golden_in_use(data.generation)
 
     def record(self, score: Score) -> None:
         """The serving version's latest score (on a re-score, or a promotion's own verdict)."""

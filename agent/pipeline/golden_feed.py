@@ -41,6 +41,11 @@ class GoldenFeed:
         """A newer generation that parsed, until it is adopted (it fits) or rejected (it does not)."""
         self._seen: str | None = None  # the last generation read, good or not: never parsed twice
 
+    @property
+    def in_sync(self) -> bool:
+        """Whether the file, as the last poll saw it, is the generation in use (no refresh left out)."""
+        return self.good is not None and self._seen == self.good.generation
+
     def adopt(self, data: GoldenData) -> None:
         """``data`` is now the golden data every check and score uses."""
         self.good, self.pending = data, None

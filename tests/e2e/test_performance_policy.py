@@ -89,8 +89,8 @@ def test_refreshed_golden_file_replaces_a_degraded_version(
     tmp_path: Path, store: tuple[GoldenStore, dict[str, str]]
 ) -> None:
     """85 % ≥ 80 % holds v2 with the numbers shown (``tfs-agent once`` exits 3); a broken refresh is
-    reported and changes nothing; the refresh on which v1 scores 78 % re-scores v1 and promotes v2, whose
-    score then shows as serving."""
+    reported (/status, ``tfs-agent status``, the metric) and changes nothing; the refresh on which v1 scores
+    78 % re-scores v1 and promotes v2, whose score then shows as serving."""
     golden_store, env = store
     golden_store.write(TODAY)
     stack = Stack(
@@ -113,6 +113,10 @@ def test_refreshed_golden_file_replaces_a_degraded_version(
         assert 'tfs_agent_evidence_ok{model="m",source="golden"} 0.0' in metrics(stack)
         assert "serving accuracy 0.85" in held_reason(stack)
         assert stack.model()["serving"] == 1
+        shown = stack.agent.cli("status").stdout  # type: ignore[union-attr]
+        assert "waiting: version 2: serving version still performs: serving accuracy 0.85 ≥ 0.8" in shown
+        assert "serving score: version 1: accuracy 0.85" in shown
+        assert "evidence problem (golden): golden refresh not used:" in shown
 
         golden_store.write(LATER)
         model = stack.wait_serving(2, timeout=90)

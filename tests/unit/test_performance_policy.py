@@ -99,13 +99,13 @@ def test_rescore_interval_measures_again(held: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "needle"),
+    ("content", "needle", "kind"),
     [
-        (b'{"instances": [1.0, 2.0', "not valid JSON"),
-        (golden_bytes({"inputs": {"nope": X}, "labels": [0, 0, 0]}), "does not fit"),
+        (b'{"instances": [1.0, 2.0', "not valid JSON", "GoldenFileError"),
+        (golden_bytes({"inputs": {"nope": X}, "labels": [0, 0, 0]}), "does not fit", "SignatureMismatch"),
     ],
 )
-def test_broken_refresh_changes_nothing(held: World, content: bytes, needle: str) -> None:
+def test_broken_refresh_changes_nothing(held: World, content: bytes, needle: str, kind: str) -> None:
     """A refresh that does not parse or does not fit the signature keeps the last good score and data,
     holds the candidate, and is named in /status and tfs_agent_evidence_ok{source="golden"}."""
     score = held.record.serving_score
@@ -114,9 +114,12 @@ def test_broken_refresh_changes_nothing(held: World, content: bytes, needle: str
     assert result.outcome is Outcome.WAITING
     assert held.record.serving_score == score
     assert held.record.golden_generation == "1"
-    problem = held.reconciler.status()["evidence"]["problems"]["golden"]
-    assert needle in problem
-    assert held.metric("tfs_agent_evidence_ok", source="golden") == 0.0
+    for _ in range(3):  # the problem stays shown for as long as the bucket holds the broken file
+        held.reconciler.reconcile()
+        problem = held.reconciler.status()["evidence"]["problems"]["golden"]
+        assert needle in problem
+        assert held.metric("tfs_agent_evidence_ok", source="golden") == 0.0
+    assert held.metric("tfs_agent_errors_total", stage="golden", error=kind) == 1.0
     assert held.record.quarantined == {}
     held.golden_file.write(golden_bytes(FITS_V2))  # the next good refresh is used again
     assert held.reconciler.reconcile().outcome is Outcome.PROMOTED
