@@ -51,6 +51,7 @@ def _exported_names() -> set[str]:
     metrics.last_success.labels("m").set(1)
     metrics.errors.labels("m", "download", "X").inc()
     metrics.validation_metric.labels("m", "mae", "candidate").set(0.1)
+    metrics.evidence_ok.labels("m", "golden").set(1)
     metrics.stage_duration.labels("m", "download").observe(1)
     metrics.poll_duration.labels("m").observe(1)
     families = text_string_to_metric_families(generate_latest(registry).decode())
