@@ -75,7 +75,7 @@ def build_agent(settings: AgentSettings) -> Agent:
         settings.serving.model_config_file,
         rpc_timeout=settings.serving.rpc_timeout.total_seconds(),
         # ReloadConfig blocks until a new (shadow) model has loaded (B12): as long as a load may take.
-        reload_timeout=settings.serving.load_timeout.total_seconds() + 30,
+        reload_timeout=settings.serving.reload_deadline.total_seconds(),
     )
     return Agent(settings, serving=serving, open_source=open_source, read_uri=read_uri)
 
