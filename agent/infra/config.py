@@ -99,7 +99,7 @@ class ServingSettings(_Strict):
     local_volume_limit: Size | None = None
     """Size of the volume the models live on (the emptyDir's ``sizeLimit``, e.g. ``10Gi``). Before a download
     the agent adds up what is on it (every model's local_path, staging included) plus the candidate and
-    refuses (a retry, not a quarantine) when that would exceed this; None checks only the disk's free space."""
+    refuses (a retry, not a quarantine) when that would exceed it; None checks only the disk's free space."""
     wedge_reload_deadlines: int = Field(3, ge=1)
     """Consecutive ReloadConfig deadlines, while GetModelStatus still answers, after which TF Serving's
     reloads count as wedged (tfs_agent_reload_wedged 1, a reason in /status)."""

@@ -95,6 +95,7 @@ class Candidate:
                 champion_tolerance=self.settings.policy.champion_tolerance,
                 load_timeout=self.load_timeout,
                 clock=self.clock,
+                signature_change=self.settings.policy.signature_change,
             )
         with self.state.update(self.name) as rec:
             rec.last_verdict = verdict.to_json()

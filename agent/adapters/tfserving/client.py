@@ -221,14 +221,22 @@ class GrpcServingControl:
             self._signatures[key] = signature
         return signature
 
-    def _fetch_signature(
-        self, name: str, version: int | None, label: str | None, signature_name: str
-    ) -> Signature:
+    def signatures(self, name: str, *, version: int | None = None) -> Mapping[str, Signature]:
+        defs = self._signature_defs(name, version, None)
+        return {key: signature_from_proto(defs.signature_def[key]) for key in sorted(defs.signature_def)}
+
+    def _signature_defs(self, name: str, version: int | None, label: str | None) -> Any:
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         _set_spec(request.model_spec, name, version, label, None)
         response = self._call(self._prediction.GetModelMetadata, request, f"GetModelMetadata {name}")
         defs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(defs)
+        return defs
+
+    def _fetch_signature(
+        self, name: str, version: int | None, label: str | None, signature_name: str
+    ) -> Signature:
+        defs = self._signature_defs(name, version, label)
         if signature_name not in defs.signature_def:
             raise ServingRejectedError(
                 f"{name} has no signature {signature_name!r} "
