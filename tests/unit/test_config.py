@@ -166,7 +166,8 @@ def test_bad_volume_limit_names_the_value_and_the_fix(text: str) -> None:
     with pytest.raises(ConfigError) as err:
         settings_from_mapping({"serving": {"local_volume_limit": text}, "models": [MODEL]})
     assert "serving.local_volume_limit" in str(err.value)
-    assert repr(text) in str(err.value) and "10Gi" in str(err.value)
+    assert repr(text) in str(err.value)
+    assert "10Gi" in str(err.value)
 
 
 def test_gate_defaults() -> None:

@@ -223,7 +223,14 @@ class GrpcServingControl:
 
     def signatures(self, name: str, *, version: int | None = None) -> Mapping[str, Signature]:
         defs = self._signature_defs(name, version, None)
-        return {key: signature_from_proto(defs.signature_def[key]) for key in sorted(defs.signature_def)}
+        found: dict[str, Signature] = {}
+        # TF2 exports carry "__saved_model_init_op" (DT_INVALID, no client can call it): not a signature.
+        for key in sorted(k for k in defs.signature_def if not k.startswith("__saved_model")):
+            try:
+                found[key] = signature_from_proto(defs.signature_def[key])
+            except ValueError as err:
+                raise ServingRejectedError(f"GetModelMetadata {name}: signature {key!r}: {err}") from err
+        return found
 
     def _signature_defs(self, name: str, version: int | None, label: str | None) -> Any:
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
