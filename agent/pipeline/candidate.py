@@ -19,6 +19,7 @@ from agent.pipeline.promotion import Promotion
 from agent.pipeline.report import Outcome, PassResult, Reporter
 from agent.pipeline.staging import prune_versions, stage_version, verify_local
 from agent.pipeline.validate import probe_model, validate_candidate
+from agent.pipeline.volume import VolumeLimit
 from agent.pipeline.warmup import try_warmup
 
 
@@ -37,11 +38,12 @@ class Candidate:
         reporter: Reporter,
         load_timeout: float,
         shadow: str,
+        volume: VolumeLimit | None = None,
     ) -> None:
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state, self.clock = source, serving, state, clock
         self.promotion, self.reporter = promotion, reporter
-        self.load_timeout, self.shadow = load_timeout, shadow
+        self.load_timeout, self.shadow, self.volume = load_timeout, shadow, volume
 
     def attempt(self, version: int, manifest: Manifest | None, golden: Golden | None) -> PassResult:
         """Stage, validate, promote and bake ``version``; the result says how far it got and why."""
@@ -74,6 +76,7 @@ class Candidate:
                     self.settings.local_path,
                     concurrency=concurrency,
                     progress=progress,
+                    volume=self.volume,
                 )
             except AgentError as err:
                 self.reporter.download_failed(err)

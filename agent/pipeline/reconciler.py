@@ -28,6 +28,7 @@ from agent.pipeline.observe import observe, readiness
 from agent.pipeline.operator import Operator
 from agent.pipeline.promotion import Promotion, Swap
 from agent.pipeline.report import Outcome, PassResult, Reporter
+from agent.pipeline.volume import VolumeLimit
 
 GoldenLoader = Callable[[], Golden | None]
 
@@ -50,6 +51,7 @@ class ModelReconciler:
         load_timeout: float,
         shadow_suffix: str = "__candidate",
         poll_interval: float | None = None,
+        volume: VolumeLimit | None = None,
     ) -> None:
         """``poll_interval``: seconds between polls for the stale-model alert (for cron, the longest gap;
         the caller knows the scheduler); by default the schedule's interval."""
@@ -81,6 +83,7 @@ class ModelReconciler:
             reporter=self.reporter,
             load_timeout=load_timeout,
             shadow=self.shadow,
+            volume=volume,
         )
         self.ready, self.ready_reason = False, "no pass yet"
         self.last_plan: Plan | None = None

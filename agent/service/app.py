@@ -26,12 +26,22 @@ from agent.infra.metrics import AgentMetrics
 from agent.infra.state import StateStore
 from agent.pipeline.reconciler import GoldenLoader, ModelReconciler, PassResult
 from agent.pipeline.staging import clean_staging, verify_local
+from agent.pipeline.volume import VolumeLimit
 from agent.service.scheduler import poll_gap_seconds
 
 log = logging.getLogger("tfs_agent")
 
 SourceFactory = Callable[[str], ModelSource]
 BytesReader = Callable[[str], bytes]
+
+
+def volume_limit(settings: AgentSettings) -> VolumeLimit | None:
+    """The models volume's limit over everything the agent keeps on it: each model's local_path and the
+    state directory (the default layout puts both on the one emptyDir)."""
+    limit = settings.serving.local_volume_limit
+    if limit is None:
+        return None
+    return VolumeLimit(limit, [*(m.local_path for m in settings.models), settings.state_dir])
 
 
 class UnknownModelError(KeyError):
@@ -59,6 +69,7 @@ class Agent:
         self.state = StateStore(settings.state_dir)
         self.read_uri = read_uri
         self.initial_config_written = threading.Event()
+        self.volume = volume_limit(settings)
         self.reconcilers = {
             m.name: ModelReconciler(
                 m,
@@ -72,6 +83,7 @@ class Agent:
                 shadow_suffix=settings.candidate_suffix,
                 # Cron schedules too: the stale-model alert needs every model's longest gap between polls.
                 poll_interval=poll_gap_seconds(m.schedule),
+                volume=self.volume,
             )
             for m in settings.models
         }
