@@ -19,6 +19,7 @@ from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import ServedModel
 from agent.core.errors import AgentError, ConfigError, GoldenFileError, PermanentSourceError
 from agent.core.golden import Golden, parse_golden
+from agent.core.wedge import ReloadWatch
 from agent.infra.clock import Clock, SystemClock
 from agent.infra.config import AgentSettings, ModelSettings
 from agent.infra.logs import event
@@ -60,7 +61,10 @@ class Agent:
         read_uri: BytesReader,
         clock: Clock | None = None,
         registry: CollectorRegistry | None = None,
+        reload_watch: ReloadWatch | None = None,
     ) -> None:
+        """``reload_watch`` is the one the TF Serving client fills (cli.build_agent); /status, the
+        wedge gauge and /livez/tfserving read it."""
         self.settings = settings
         self.serving = serving
         self.clock = clock or SystemClock()
@@ -70,6 +74,7 @@ class Agent:
         self.read_uri = read_uri
         self.initial_config_written = threading.Event()
         self.volume = volume_limit(settings)
+        self.reload_watch = reload_watch or ReloadWatch(settings.serving.wedge_reload_deadlines)
         self.reconcilers = {
             m.name: ModelReconciler(
                 m,
@@ -87,6 +92,8 @@ class Agent:
             )
             for m in settings.models
         }
+        for name in self.reconcilers:  # one TF Serving, one answer for every model it serves
+            self.metrics.watch_reloads(name, lambda: self.reload_watch.wedged)
 
     def _golden_loader(self, model: ModelSettings) -> GoldenLoader:
         def load() -> Golden | None:
@@ -161,6 +168,23 @@ class Agent:
 
     # ---- HTTP views ----------------
 
+    def tfserving(self) -> dict[str, Any]:
+        """What the agent knows of TF Serving's own health: whether its reloads look wedged, and why."""
+        watch = self.reload_watch
+        return {
+            "reload_wedged": watch.wedged,
+            "reload_deadlines_in_a_row": watch.deadlines,
+            "reason": watch.reason,
+        }
+
+    def tfserving_liveness(self) -> tuple[bool, str]:
+        """For TF Serving's livenessProbe (GET /livez/tfserving): not live only while its reloads are wedged
+        and ``serving.wedge_liveness`` opts in; the kubelet then restarts the server container."""
+        if not self.settings.serving.wedge_liveness:
+            return True, "ok (serving.wedge_liveness is off: this endpoint always answers 200)"
+        reason = self.reload_watch.reason
+        return (False, reason) if reason else (True, "ok")
+
     def healthy(self) -> bool:
         return self.initial_config_written.is_set()
 
@@ -173,6 +197,7 @@ class Agent:
             "healthy": self.healthy(),
             "ready": self.readiness()[0],
             "models": {name: r.status() for name, r in self.reconcilers.items()},
+            "tfserving": self.tfserving(),
         }
 
     # ---- admin actions (AdminActions protocol of agent.service.http) ----------------
