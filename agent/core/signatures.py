@@ -7,7 +7,7 @@ function types: **inputs may widen, outputs may narrow**. An input dimension tha
 (any size: clients keep sending what they send), not the reverse; an output dimension that was -1 may become
 fixed (clients already handle any size), not the reverse. A rank change, a changed fixed dimension, a dtype
 change, a removed signature/input/output or an added input (clients do not send it, and Predict requires
-every input, B23) always break. Added signatures and outputs do not.
+every input, docs/tfserving-behaviour.md#b23) always break. Added signatures and outputs do not.
 """
 
 from __future__ import annotations

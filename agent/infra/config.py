@@ -94,8 +94,9 @@ class ServingSettings(_Strict):
     rpc_timeout: Duration = timedelta(seconds=30)
     """Deadline of a single status or predict RPC."""
     reload_timeout: Duration | None = None
-    """Deadline of one ReloadConfig, which waits for new models (the shadow) to load (B12); default
-    ``load_timeout`` plus 30s. A wedge is noticed after ``wedge_reload_deadlines`` of these."""
+    """Deadline of one ReloadConfig, which waits for new models (the shadow) to load
+    (docs/tfserving-behaviour.md#b12); default ``load_timeout`` plus 30s. A wedge is noticed after
+    ``wedge_reload_deadlines`` of these."""
     local_volume_limit: Size | None = None
     """Size of the volume the models live on (the emptyDir's ``sizeLimit``, e.g. ``10Gi``). Before a download
     the agent adds up what is on it (every model's local_path, staging included) plus the candidate and
