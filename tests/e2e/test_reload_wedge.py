@@ -5,7 +5,6 @@ that 503 — the wedge clears and the waiting candidate is promoted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ from tests.agentproc import wait_for
 from tests.e2e.stack import MODEL, Stack
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    made = Stack(tmp_path)
-    made.config["serving"].update(reload_timeout="8s", wedge_reload_deadlines=2, wedge_liveness=True)
-    yield made
-    made.close()
 
 
 def wedge(stack: Stack, stuck: Path) -> None:
@@ -45,6 +36,7 @@ def test_wedged_reloads_are_reported_and_a_restart_of_tf_serving_clears_them(
 ) -> None:
     """Two ReloadConfig deadlines in a row with status answering: tfs_agent_reload_wedged 1, the reason in
     /status, /livez/tfserving 503, v1 still answers; after a TF Serving restart all clear and v2 goes live."""
+    stack.config["serving"].update(reload_timeout="8s", wedge_reload_deadlines=2, wedge_liveness=True)
     stack.start()
     agent = stack.agent
     assert agent is not None

@@ -4,7 +4,6 @@ rejected naming it, an added output passes, and ``policy.signature_change: allow
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,17 @@ from tests.savedmodels import build_half_plus_two
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    made = Stack(tmp_path)
-    # With an added output the golden file must say which output "expected" is about.
-    (tmp_path / "golden.json").write_text(json.dumps({**GOLDEN, "output": "y"}))
-    yield made
-    made.close()
-
-
 def renamed(base: Path, version: int, **kw: Any) -> Path:
     return build_half_plus_two(base, version, input_name="features", **kw)
 
 
 def test_renamed_input_is_rejected_an_added_output_passes_and_allow_lets_a_break_through(
-    stack: Stack,
+    stack: Stack, tmp_path: Path
 ) -> None:
     """v2 renames input x (rejected, the reason names x and features; v1 keeps serving); v3 adds an output
     (promoted); after a restart with signature_change allow, v4's rename is promoted."""
+    # With an added output the golden file must say which output "expected" is about.
+    (tmp_path / "golden.json").write_text(json.dumps({**GOLDEN, "output": "y"}))
     stack.start()
     stack.publish(1)
     stack.wait_serving(1)

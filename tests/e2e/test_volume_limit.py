@@ -4,7 +4,6 @@ serving.local_volume_limit is refused before any byte is written — a counted r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,6 @@ from tests.e2e.stack import MODEL, Stack
 from tests.savedmodels import build_half_plus_two
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    made = Stack(tmp_path)
-    yield made
-    made.close()
 
 
 def big(base: Path, version: int, **kw: Any) -> Path:
