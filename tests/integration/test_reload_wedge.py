@@ -22,10 +22,11 @@ from tests.servers import ServerHandle, model_config, model_config_list, poll_un
 RELOAD_DEADLINE = 2.0
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerHandle]:
-    """A server of its own: a wedge lasts until the stuck model gets a version (or the server restarts)."""
-    handle = start_server(tmp_path / "tfs", model_config=config_text.render([]), rest=False)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """A server of this module's own: a wedge lasts until the stuck model gets a version (each test ends
+    with none left) or the server restarts."""
+    handle = start_server(tmp_path_factory.mktemp("tfs"), model_config=config_text.render([]), rest=False)
     yield handle
     handle.stop()
 
