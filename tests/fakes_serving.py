@@ -141,6 +141,10 @@ class FakeServing:
             raise ServingRejectedError(f"GetModelMetadata {name}: no signature {signature_name!r}")
         return self.versions[(self._config[name].base_path, served)].signature
 
+    def signatures(self, name: str, *, version: int | None = None) -> Mapping[str, Signature]:
+        """The fake's models have one signature, ``serving_default``."""
+        return {"serving_default": self.signature(name, version=version)}
+
     def predict(
         self,
         name: str,

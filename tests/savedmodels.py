@@ -9,7 +9,7 @@ Models (all take float32 ``x`` of shape [None], one value per instance, so REST 
 works):
 - ``build_half_plus_two``: signature ``serving_default``, output ``y = a*x + b``. TF2 (``tf.Module``) by
   default, TF1 signature-def form with ``tf1=True``. ``weight_mb`` adds an unused variable of that size that
-  is loaded.
+  is loaded. ``input_name`` renames the input and ``extra_output`` adds ``y_doubled`` (signature-gate tests).
 - ``build_gated_model``: inputs ``x`` and ``gate`` (a path, string scalar); the call first creates the file
   ``<gate>.started``, then spins until the file at ``gate`` exists (an empty ``gate`` returns at once), then
   returns ``y = x + b``. Lets a test hold a request or a warmup in flight deterministically, with no sleeps:
@@ -59,7 +59,9 @@ def _install(key: tuple[Any, ...], build: Callable[[Path], None], base_path: Pat
     return final
 
 
-def _save_tf2_half_plus_two(path: Path, a: float, b: float, weight_mb: float) -> None:
+def _save_tf2_half_plus_two(
+    path: Path, a: float, b: float, weight_mb: float, input_name: str = "x", extra_output: bool = False
+) -> None:
     tf = _tf()
 
     class HalfPlusTwo(tf.Module):  # type: ignore[misc]
@@ -70,9 +72,10 @@ def _save_tf2_half_plus_two(path: Path, a: float, b: float, weight_mb: float) ->
             if weight_mb > 0:
                 self.ballast = tf.Variable(tf.zeros([int(weight_mb * 2**20 / 4)], tf.float32))
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])  # type: ignore[untyped-decorator]
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name=input_name)])  # type: ignore[untyped-decorator]
         def serve(self, x: Any) -> dict[str, Any]:
-            return {"y": self.a * x + self.b}
+            y = self.a * x + self.b
+            return {"y": y, "y_doubled": 2.0 * y} if extra_output else {"y": y}
 
     module = HalfPlusTwo()
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
@@ -95,13 +98,24 @@ def _save_tf1(path: Path, build_graph: Callable[[Any], dict[str, Any]], weight_m
 
 
 def build_half_plus_two(
-    base_path: Path, version: int, *, a: float = 0.5, b: float = 2.0, tf1: bool = False, weight_mb: float = 0
+    base_path: Path,
+    version: int,
+    *,
+    a: float = 0.5,
+    b: float = 2.0,
+    tf1: bool = False,
+    weight_mb: float = 0,
+    input_name: str = "x",
+    extra_output: bool = False,
 ) -> Path:
-    """Write ``base_path/version``: ``serving_default`` maps float32 ``x`` [None] to ``y = a*x + b``."""
+    """Write ``base_path/version``: ``serving_default`` maps float32 ``x`` [None] to ``y = a*x + b``.
+
+    Signature variants (TF2 only) for the signature gate: ``input_name`` renames the input, ``extra_output``
+    adds an output ``y_doubled = 2*y``."""
 
     def build(path: Path) -> None:
         if not tf1:
-            _save_tf2_half_plus_two(path, a, b, weight_mb)
+            _save_tf2_half_plus_two(path, a, b, weight_mb, input_name, extra_output)
             return
 
         def graph(v1: Any) -> dict[str, Any]:
@@ -111,7 +125,8 @@ def build_half_plus_two(
 
         _save_tf1(path, graph, weight_mb)
 
-    return _install(("half_plus_two", a, b, tf1, weight_mb), build, base_path, version)
+    key = ("half_plus_two", a, b, tf1, weight_mb, input_name, extra_output)
+    return _install(key, build, base_path, version)
 
 
 def build_gated_model(base_path: Path, version: int, *, b: float = 2.0) -> Path:

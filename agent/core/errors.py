@@ -15,6 +15,7 @@
     │   └── DiskSpaceError          not enough free space on the volume
     ├── ServingError                TF Serving (gRPC)
     │   ├── ServingUnavailableError the server is not reachable (yet)
+    │   │   └── ServingDeadlineError a call ran past its deadline (slow, or ReloadConfig wedged)
     │   ├── ServingRejectedError    ReloadConfig/Predict refused the request (INVALID_ARGUMENT, ...)
     │   ├── LoadFailedError         a version went to END with an error
     │   └── LoadTimeoutError        a version did not become AVAILABLE before the deadline
@@ -119,6 +120,10 @@ class ServingUnavailableError(ServingError):
     """TF Serving is not reachable (not started yet, restarting)."""
 
     retryable = True
+
+
+class ServingDeadlineError(ServingUnavailableError):
+    """A call ran past its deadline: the server is slow, or (ReloadConfig) wedged behind a stuck reload."""
 
 
 class ServingRejectedError(ServingError):

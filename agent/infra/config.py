@@ -58,6 +58,28 @@ def parse_duration(value: object) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMGTPE]i?|k)?")
+_SIZE_FACTORS = {"": 1, "k": 10**3, "K": 10**3}
+for _i, _prefix in enumerate("KMGTPE", start=1):
+    _SIZE_FACTORS[_prefix + "i"] = 1024**_i
+    _SIZE_FACTORS.setdefault(_prefix, 1000**_i)
+
+
+def parse_size(value: object) -> int:
+    """Bytes written as Kubernetes writes quantities: ``"10Gi"``, ``"500Mi"``, ``"2G"`` or a number of bytes,
+    so the figure can be copied from the emptyDir's ``sizeLimit`` unchanged."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"size must be positive, got {value}")
+        return value
+    match = _SIZE.fullmatch(str(value).strip())
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a size; write e.g. 10Gi, 500Mi or a number of bytes")
+    return int(float(match.group(1)) * _SIZE_FACTORS[match.group(2) or ""])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,6 +96,25 @@ class ServingSettings(_Strict):
     """How long a version may take to become AVAILABLE before the attempt counts as failed."""
     rpc_timeout: Duration = timedelta(seconds=30)
     """Deadline of a single status or predict RPC."""
+    reload_timeout: Duration | None = None
+    """Deadline of one ReloadConfig, which waits for new models (the shadow) to load
+    (docs/tfserving-behaviour.md#b12); default ``load_timeout`` plus 30s. A wedge is noticed after
+    ``wedge_reload_deadlines`` of these."""
+    local_volume_limit: Size | None = None
+    """Size of the volume the models live on (the emptyDir's ``sizeLimit``, e.g. ``10Gi``). Before a download
+    the agent adds up what is on it (every model's local_path, staging included) plus the candidate and
+    refuses (a retry, not a quarantine) when that would exceed it; None checks only the disk's free space."""
+    wedge_reload_deadlines: int = Field(3, ge=1)
+    """Consecutive ReloadConfig deadlines, while GetModelStatus still answers, after which TF Serving's
+    reloads count as wedged (tfs_agent_reload_wedged 1, a reason in /status)."""
+    wedge_liveness: bool = False
+    """Answer 503 on ``GET /livez/tfserving`` while reloads are wedged, for TF Serving's livenessProbe (the
+    kubelet then restarts the server container; see docs/operations.md for the risks). Off: always 200."""
+
+    @property
+    def reload_deadline(self) -> timedelta:
+        """The ReloadConfig deadline in effect."""
+        return self.reload_timeout or self.load_timeout + timedelta(seconds=30)
 
 
 class HttpSettings(_Strict):
@@ -176,6 +217,10 @@ class PolicySettings(_Strict):
     """Re-score the serving version on the golden data at least this often (and whenever the file changes)."""
     bake_time: Duration = timedelta(seconds=10)
     """After a promotion, smoke-check the model for this long; a failure rolls back."""
+    signature_change: Literal["reject", "allow"] = "reject"
+    """reject: a candidate whose SignatureDefs break what the serving version's clients send or read (a
+    signature, input or output removed or renamed, a dtype or incompatible shape change) is rejected;
+    allow: such a change is reported in the verdict but lets an intentional break through."""
 
     @field_validator("window")
     @classmethod

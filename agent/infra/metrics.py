@@ -6,7 +6,7 @@ dashboard depend on them, so treat them as a public contract (docs/metrics.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from time import perf_counter
 
@@ -118,6 +118,13 @@ class AgentMetrics:
             ["model"],
             registry=registry,
         )
+        self.reload_wedged = Gauge(
+            "tfs_agent_reload_wedged",
+            "1 while TF Serving's ReloadConfig looks wedged (consecutive deadlines while GetModelStatus"
+            " answers); the same for every model of the pod, whose reloads are serialized in one server.",
+            ["model"],
+            registry=registry,
+        )
 
     def declare(self, model: str, poll_interval: float | None = None) -> None:
         """Create a model's series at zero so dashboards and alerts see them before the first event.
@@ -137,6 +144,12 @@ class AgentMetrics:
         for reason in ROLLBACK_REASONS:
             self.rollbacks.labels(model, reason)
         self.downloaded_bytes.labels(model)
+        self.reload_wedged.labels(model).set(0)
+
+    def watch_reloads(self, model: str, wedged: Callable[[], bool]) -> None:
+        """Read ``tfs_agent_reload_wedged`` from ``wedged`` at every scrape: the TF Serving client owns the
+        state (agent/core/wedge.py), and a scrape must see it even while every pass is stuck in a reload."""
+        self.reload_wedged.labels(model).set_function(lambda: 1.0 if wedged() else 0.0)
 
     @contextmanager
     def stage(self, model: str, stage: str) -> Iterator[None]:

@@ -20,6 +20,7 @@ from agent.pipeline.promotion import Promotion
 from agent.pipeline.report import Outcome, PassResult, Reporter
 from agent.pipeline.staging import prune_versions, stage_version, verify_local
 from agent.pipeline.validate import probe_model, validate_candidate
+from agent.pipeline.volume import VolumeLimit
 from agent.pipeline.warmup import try_warmup
 
 
@@ -39,11 +40,13 @@ class Candidate:
         load_timeout: float,
         shadow: str,
         evidence: EvidenceKeeper,
+        volume: VolumeLimit | None = None,
     ) -> None:
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state, self.clock = source, serving, state, clock
         self.promotion, self.reporter = promotion, reporter
         self.load_timeout, self.shadow, self.evidence = load_timeout, shadow, evidence
+        self.volume = volume
 
     def attempt(self, version: int, manifest: Manifest | None, golden: Golden | None) -> PassResult:
         """Stage, validate, promote and bake ``version``; the result says how far it got and why."""
@@ -76,6 +79,7 @@ class Candidate:
                     self.settings.local_path,
                     concurrency=concurrency,
                     progress=progress,
+                    volume=self.volume,
                 )
             except AgentError as err:
                 self.reporter.download_failed(err)
@@ -97,6 +101,7 @@ class Candidate:
                 champion_tolerance=self.settings.policy.champion_tolerance,
                 load_timeout=self.load_timeout,
                 clock=self.clock,
+                signature_change=self.settings.policy.signature_change,
             )
         with self.state.update(self.name) as rec:
             rec.last_verdict = verdict.to_json()

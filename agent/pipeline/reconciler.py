@@ -32,6 +32,7 @@ from agent.pipeline.observe import observe, readiness
 from agent.pipeline.operator import Operator
 from agent.pipeline.promotion import Promotion, Swap
 from agent.pipeline.report import Outcome, PassResult, Reporter
+from agent.pipeline.volume import VolumeLimit
 
 __all__ = ["ModelReconciler", "Outcome", "PassResult"]
 
@@ -53,6 +54,7 @@ class ModelReconciler:
         shadow_suffix: str = "__candidate",
         poll_interval: float | None = None,
         live: MetricQuery | None = None,
+        volume: VolumeLimit | None = None,
     ) -> None:
         """``poll_interval``: seconds between polls for the stale-model alert (for cron, the longest gap;
         the caller knows the scheduler); by default the schedule's interval."""
@@ -96,6 +98,7 @@ class ModelReconciler:
             load_timeout=load_timeout,
             shadow=self.shadow,
             evidence=self.evidence,
+            volume=volume,
         )
         self.ready, self.ready_reason = False, "no pass yet"
         self.last_plan: Plan | None = None

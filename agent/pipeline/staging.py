@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -46,6 +47,8 @@ from agent.core.manifest import (
     serialize_manifest,
     version_from_name,
 )
+from agent.pipeline.volume import VolumeLimit
+from agent.pipeline.volume import mib as _mib
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +88,16 @@ def stage_version(
     progress: Progress | None = None,
     reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     durable: bool = True,
+    volume: VolumeLimit | None = None,
 ) -> StagedVersion:
     """Copy ``manifest``'s version from ``source`` to ``<local_path>/<version>``, verified; reuse a verified
     copy already there. Raises a StagingError, ManifestError or SourceError naming the cause.
 
     ``durable`` fsyncs every file and directory before the rename, so a power cut cannot leave a renamed
-    version with missing data; it costs the disk's sync speed (see benchmarks/staging.py)."""
+    version with missing data; it costs the disk's sync speed (see benchmarks/staging.py).
+
+    ``volume`` refuses the version (DiskSpaceError, before any download) when it would not fit under the
+    volume's size limit beside what is already there."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     check_layout(manifest.files, origin=f"{source.uri}/{manifest.version}/")
@@ -104,19 +111,20 @@ def stage_version(
             return StagedVersion(manifest.version, final, 0, 0.0, time.monotonic() - started, reused=True)
         log.warning("replacing %s, which is not a verified copy: %s", final, problem)
     retry = retry if retry is not None else retry_policy()
-    _check_listing(source, manifest, retry)
-    _check_space(local_path, manifest, reserve_bytes)
-    staging = local_path / f"{STAGING_PREFIX}{manifest.version}-{secrets.token_hex(4)}"
-    transfer = _Transfer(source, manifest.version, staging, retry, progress, durable)
-    checked = time.monotonic()
-    try:
-        _guard_os(staging.mkdir, f"creating {staging}")
-        transfer.fetch_all(manifest.files, concurrency)
-        downloaded = time.monotonic()
-        _guard_os(lambda: transfer.commit(final, manifest, replace=replace), f"installing {final}")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with volume.reserve(manifest, local_path) if volume is not None else nullcontext():
+        _check_listing(source, manifest, retry)
+        _check_space(local_path, manifest, reserve_bytes)
+        staging = local_path / f"{STAGING_PREFIX}{manifest.version}-{secrets.token_hex(4)}"
+        transfer = _Transfer(source, manifest.version, staging, retry, progress, durable)
+        checked = time.monotonic()
+        try:
+            _guard_os(staging.mkdir, f"creating {staging}")
+            transfer.fetch_all(manifest.files, concurrency)
+            downloaded = time.monotonic()
+            _guard_os(lambda: transfer.commit(final, manifest, replace=replace), f"installing {final}")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return StagedVersion(
         manifest.version, final, manifest.total_bytes, downloaded - checked, checked - started
     )
@@ -330,7 +338,3 @@ def _guard_os(action: Callable[[], _T], what: str) -> _T:
         return action()
     except OSError as err:
         raise volume_error(err, what) from err
-
-
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.adapters.tfserving.base import ServingControl, Signature, Tensors
@@ -28,6 +29,7 @@ from agent.core.errors import (
     ServingRejectedError,
 )
 from agent.core.golden import Golden
+from agent.core.signatures import breaking_changes
 from agent.infra.clock import Clock
 
 _CANDIDATE_FAULTS = (LoadFailedError, LoadTimeoutError, ServingRejectedError, GoldenFileError)
@@ -45,17 +47,18 @@ def validate_candidate(
     champion_tolerance: float | None = None,
     load_timeout: float = 600.0,
     clock: Clock | None = None,
+    signature_change: str = "reject",
 ) -> Verdict:
     """Load ``version`` from ``base_path`` as ``shadow_name``, check it, drop it; the Verdict says why not ok.
 
-    The champion (``champion_version`` of ``model``, through the real name) is scored on the same golden data
-    only when ``champion_tolerance`` asks for a comparison.
+    The champion (``champion_version`` of ``model``, the serving version, through the real name) has its
+    SignatureDefs compared with the candidate's (``signature_change`` "allow" reports a break without failing
+    on it), and is scored on the same golden data when ``champion_tolerance`` asks for a comparison.
     """
     shadow = ServedModel(shadow_name, str(base_path), (version,))
+    gate = _SignatureGate(model, champion_version, signature_change == "allow")
     try:
-        verdict = _validate(
-            serving, shadow, model, golden, champion_version, champion_tolerance, load_timeout, clock
-        )
+        verdict = _validate(serving, shadow, model, golden, gate, champion_tolerance, load_timeout, clock)
     except BaseException:
         with contextlib.suppress(AgentError):  # the first error is the one worth reporting
             serving.apply({shadow_name: None})
@@ -71,14 +74,16 @@ def _validate(
     shadow: ServedModel,
     model: str,
     golden: Golden | None,
-    champion_version: int | None,
+    gate: _SignatureGate,
     champion_tolerance: float | None,
     load_timeout: float,
     clock: Clock | None,
 ) -> Verdict:
-    version = shadow.versions[0]
+    version, champion_version = shadow.versions[0], gate.serving_version
     checks = [_load(serving, shadow, load_timeout, clock)]
-    if not checks[0].ok:
+    if checks[0].ok and champion_version is not None:
+        checks.append(gate.check(serving, shadow.name, version))
+    if not all(c.ok for c in checks):
         return Verdict(version, False, tuple(checks))
     try:
         inputs = request_for(serving, shadow.name, version, golden)
@@ -99,6 +104,37 @@ def _validate(
     return Verdict(
         version, all(c.ok for c in checks), tuple(checks), compute_metrics(outputs, golden), champion or {}
     )
+
+
+@dataclass(frozen=True)
+class _SignatureGate:
+    """The candidate's SignatureDefs against the serving version's (agent/core/signatures.py, ADR 11)."""
+
+    model: str
+    serving_version: int | None
+    allow: bool
+
+    def check(self, serving: ServingControl, shadow: str, version: int) -> CheckResult:
+        """Not ok when a change breaks the serving version's clients, unless allowed; ServingUnavailableError
+        propagates (an unreachable server says nothing about the candidate)."""
+        try:
+            old = serving.signatures(self.model, version=self.serving_version)
+        except ServingRejectedError as err:  # e.g. the serving version is gone: nothing to compare with
+            return CheckResult("signatures", True, f"not compared: {err.reason}")
+        try:
+            new = serving.signatures(shadow, version=version)
+        except ServingRejectedError as err:
+            return CheckResult("signatures", False, err.reason)
+        problems = breaking_changes(old, new)
+        if not problems:
+            return CheckResult("signatures", True, f"compatible with version {self.serving_version}")
+        if self.allow:
+            return CheckResult(
+                "signatures",
+                True,
+                "breaking change allowed by policy.signature_change: " + "; ".join(problems),
+            )
+        return CheckResult("signatures", False, "; ".join(problems))
 
 
 def _load(serving: ServingControl, shadow: ServedModel, timeout: float, clock: Clock | None) -> CheckResult:

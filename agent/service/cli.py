@@ -68,16 +68,26 @@ def build_agent(settings: AgentSettings) -> Agent:
     """The agent with its real adapters: gRPC to TF Serving, file:// and gs:// sources."""
     from agent.adapters.sources import open_source, read_uri, stat_uri
     from agent.adapters.tfserving.client import GrpcServingControl
+    from agent.core.wedge import ReloadWatch
     from agent.service.app import Agent
 
+    watch = ReloadWatch(settings.serving.wedge_reload_deadlines)
     serving = GrpcServingControl(
         settings.serving.address,
         settings.serving.model_config_file,
         rpc_timeout=settings.serving.rpc_timeout.total_seconds(),
         # ReloadConfig blocks until a new (shadow) model has loaded (B12): as long as a load may take.
-        reload_timeout=settings.serving.load_timeout.total_seconds() + 30,
+        reload_timeout=settings.serving.reload_deadline.total_seconds(),
+        reload_watch=watch,
     )
-    return Agent(settings, serving=serving, open_source=open_source, read_uri=read_uri, stat_uri=stat_uri)
+    return Agent(
+        settings,
+        serving=serving,
+        open_source=open_source,
+        read_uri=read_uri,
+        stat_uri=stat_uri,
+        reload_watch=watch,
+    )
 
 
 @cli.command()

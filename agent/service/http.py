@@ -126,8 +126,12 @@ class AgentHttp:
         ready: Callable[[], tuple[bool, Mapping[str, str]]],
         admin: AdminActions,
         token_file: Path | None,
+        tfserving_live: Callable[[], tuple[bool, str]] | None = None,
     ) -> None:
+        """``tfserving_live`` answers GET /livez/tfserving (TF Serving's optional livenessProbe): live or
+        not, and why; without it the endpoint always answers 200."""
         self._host, self._port = host, port
+        self._tfserving_live = tfserving_live or (lambda: (True, "ok"))
         self._registry = registry
         self._status, self._healthy, self._ready = status, healthy, ready
         self._admin = admin
@@ -180,9 +184,12 @@ class AgentHttp:
             return _json(200 if ok else 503, {"ready": ok, "not_ready": dict(not_ready)})
         if path == "/status":
             return _json(200, dict(self._status()))
+        if path == "/livez/tfserving":
+            live, why = self._tfserving_live()
+            return _Reply(200 if live else 503, f"{why}\n".encode(), _TEXT)
         if _ADMIN_PATH.fullmatch(path):
             return _error(405, "admin actions are POST requests", (("Allow", "POST"),))
-        return _error(404, f"no such endpoint {path}; try /metrics /healthz /readyz /status")
+        return _error(404, f"no such endpoint {path}; try /metrics /healthz /readyz /status /livez/tfserving")
 
     # -- POST ------------------------------------------------------------------------------------------------
     def post(self, path: str, authorization: str | None, body: bytes | None, client: str) -> _Reply:

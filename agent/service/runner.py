@@ -37,6 +37,7 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
         ready=agent.readiness,
         admin=_Nudging(agent, scheduler),
         token_file=settings.http.admin_token_file,
+        tfserving_live=agent.tfserving_liveness,
     )
     for job in scheduler.get_jobs():
         event(

@@ -24,7 +24,7 @@ _AGENT_METRIC = re.compile(r"\btfs_agent_[a-z_]+")
 RUNBOOK_BASE_URL = "https://runbooks.invalid/tfs-agent/docs/operations.md"
 #: Metrics the alerts and dashboard use before the agent exports them (issue #16: the wedge detector is built
 #: on the agent side separately). Documented in docs/operations.md; drop a name here once it is exported.
-PENDING_AGENT_METRICS = {"tfs_agent_reload_wedged"}
+PENDING_AGENT_METRICS: set[str] = set()
 #: User-visible outages: they page. Everything else is a warning (serving goes on).
 CRITICAL = {"TfsAgentAllDown", "TfsAgentModelUnavailable", "TfServingAllDown", "TfServingRequestErrors"}
 #: TF Serving's series the rules and dashboard read, with the labels they group or filter by (B21;

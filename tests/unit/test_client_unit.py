@@ -37,7 +37,13 @@ from agent.adapters.tfserving.protos import (
 )
 from agent.adapters.tfserving.tensors import from_proto, to_proto
 from agent.core.domain import ServedModel, VersionState, VersionStatus
-from agent.core.errors import ConfigError, LoadFailedError, ServingRejectedError, ServingUnavailableError
+from agent.core.errors import (
+    ConfigError,
+    LoadFailedError,
+    ServingDeadlineError,
+    ServingRejectedError,
+    ServingUnavailableError,
+)
 
 Handler = Callable[[Any, grpc.ServicerContext], Any]
 
@@ -110,7 +116,7 @@ def client(server: tuple[Scripted, str], tmp_path: Path) -> Iterator[GrpcServing
     ("code", "reload", "error"),
     [
         (grpc.StatusCode.UNAVAILABLE, False, ServingUnavailableError),
-        (grpc.StatusCode.DEADLINE_EXCEEDED, True, ServingUnavailableError),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, True, ServingDeadlineError),
         (grpc.StatusCode.INVALID_ARGUMENT, True, ServingRejectedError),
         (grpc.StatusCode.FAILED_PRECONDITION, True, ServingRejectedError),
         (grpc.StatusCode.NOT_FOUND, False, ServingRejectedError),

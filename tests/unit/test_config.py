@@ -188,3 +188,43 @@ def test_bad_notifications_are_named(notifications: object, source: str, expecte
     """A malformed path, both or neither, a file:// source or a typo: a ConfigError naming the fix."""
     with pytest.raises(ConfigError, match=re.escape(expected)):
         settings_from_mapping(_notified(notifications, source))
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("10Gi", 10 * 2**30),
+        ("500Mi", 500 * 2**20),
+        ("2G", 2 * 10**9),
+        ("1.5Ki", 1536),
+        (4096, 4096),
+        ("7", 7),
+    ],
+)
+def test_volume_limit_takes_kubernetes_quantities(text: object, size: int) -> None:
+    """serving.local_volume_limit reads the emptyDir's sizeLimit as written in a manifest."""
+    s = settings_from_mapping({"serving": {"local_volume_limit": text}, "models": [MODEL]})
+    assert s.serving.local_volume_limit == size
+
+
+@pytest.mark.parametrize("text", ["10GB", "ten", "-1Gi", "0", "1 Gi Mi", ""])
+def test_bad_volume_limit_names_the_value_and_the_fix(text: str) -> None:
+    """A size that does not parse is a ConfigError naming the key, the value and how to write one."""
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping({"serving": {"local_volume_limit": text}, "models": [MODEL]})
+    assert "serving.local_volume_limit" in str(err.value)
+    assert repr(text) in str(err.value)
+    assert "10Gi" in str(err.value)
+
+
+def test_gate_defaults() -> None:
+    """The gates default to: no volume limit, reject signature breaks, wedge after 3 deadlines, no liveness,
+    and a ReloadConfig deadline of load_timeout + 30s."""
+    s = settings_from_mapping({"serving": {"load_timeout": "60s"}, "models": [MODEL]})
+    assert s.serving.local_volume_limit is None
+    assert s.models[0].policy.signature_change == "reject"
+    assert (s.serving.wedge_reload_deadlines, s.serving.wedge_liveness) == (3, False)
+    assert s.serving.reload_deadline == timedelta(seconds=90)
+    assert settings_from_mapping({"serving": {"reload_timeout": "5s"}}).serving.reload_deadline == timedelta(
+        seconds=5
+    )

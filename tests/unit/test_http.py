@@ -61,6 +61,7 @@ class World:
     ready: tuple[bool, dict[str, str]] = (True, {})
     status: dict[str, Any] = field(default_factory=lambda: {"models": {"m": {"serving": 3}}})
     status_error: Exception | None = None
+    tfserving_live: tuple[bool, str] = (True, "ok")
 
     def get_status(self) -> Mapping[str, Any]:
         if self.status_error is not None:
@@ -111,6 +112,7 @@ def _serve(tmp_path: Path, token: str | None) -> Iterator[Running]:
         ready=lambda: world.ready,
         admin=admin,
         token_file=token_file,
+        tfserving_live=lambda: world.tfserving_live,
     )
     server.start()
     try:
@@ -162,6 +164,15 @@ def test_healthz_follows_healthy(running: Running) -> None:
     status, _, body = running.request("GET", "/healthz")
     assert status == 503
     assert b"initial" in body
+
+
+def test_livez_tfserving_is_503_with_the_reason_while_not_live(running: Running) -> None:
+    """/livez/tfserving answers 200 while TF Serving counts as live, 503 with the reason as body when not."""
+    assert running.request("GET", "/livez/tfserving")[::2] == (200, b"ok\n")
+    running.world.tfserving_live = (False, "3 ReloadConfig calls in a row ran past their deadline")
+    status, headers, body = running.request("GET", "/livez/tfserving")
+    assert (status, body) == (503, b"3 ReloadConfig calls in a row ran past their deadline\n")
+    assert headers["Content-Type"].startswith("text/plain")
 
 
 def test_readyz_names_the_model_that_is_not_ready(running: Running) -> None:

@@ -174,3 +174,56 @@ def test_stale_end_from_reload_config_does_not_fail_a_good_candidate() -> None:
     verdict = validate(serving, 4, GOOD)
     assert verdict.ok, verdict.reason
     assert serving.configured() == {}
+
+
+RENAMED = Signature(
+    {"features": TensorSpec(np.dtype(np.float32), (None,))}, {"y": TensorSpec(np.dtype(np.float32), (None,))}
+)
+
+
+def renamed_model(inputs: Tensors) -> dict[str, Any]:
+    return {"y": np.asarray(inputs["features"], dtype=np.float32) * 0.5 + 2.0}
+
+
+def serving_v1_and_renamed_v2() -> FakeServing:
+    serving = fake(1)
+    serving.add_version(BASE, 2, renamed_model, signature=RENAMED)
+    serving.apply({"m": ServedModel("m", BASE, (1,))})
+    return serving
+
+
+def test_renamed_input_is_rejected_naming_it() -> None:
+    """A candidate whose input is renamed fails the signature gate, before any Predict, naming both names."""
+    serving = serving_v1_and_renamed_v2()
+    verdict = validate(serving, 2, GOOD, champion_version=1)
+    assert not verdict.ok
+    assert [(c.name, c.ok) for c in verdict.checks] == [("load", True), ("signatures", False)]
+    assert verdict.reason.startswith(
+        "signatures: signature serving_default: input 'x' removed (inputs now: 'features')"
+    )
+    assert serving.predictions == []
+    assert serving.configured() == {"m": ServedModel("m", BASE, (1,))}
+
+
+def test_allowed_signature_change_passes_and_says_so() -> None:
+    """policy.signature_change allow lets the break through; the check's detail still names it."""
+    verdict = validate(serving_v1_and_renamed_v2(), 2, GOOD, champion_version=1, signature_change="allow")
+    assert verdict.ok, verdict.reason
+    gate = verdict.checks[1]
+    assert (gate.name, gate.ok) == ("signatures", True)
+    assert gate.detail.startswith(
+        "breaking change allowed by policy.signature_change: signature serving_default"
+    )
+
+
+def test_first_version_has_no_signature_gate() -> None:
+    """With nothing serving there is nothing to break: no signatures check runs."""
+    verdict = validate(fake(2), 2, GOOD, champion_version=None)
+    assert "signatures" not in [c.name for c in verdict.checks]
+
+
+def test_serving_version_without_metadata_is_not_compared() -> None:
+    """A serving version TF Serving no longer knows cannot be compared; the gate says so and passes."""
+    verdict = validate(fake(2), 2, GOOD, champion_version=1)
+    assert verdict.ok, verdict.reason
+    assert verdict.checks[1].detail.startswith("not compared:")

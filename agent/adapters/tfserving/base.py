@@ -85,3 +85,9 @@ class ServingControl(Protocol):
         """GetModelMetadata's SignatureDef ``signature_name`` of a version (None: the highest AVAILABLE one).
         Raises ServingRejectedError when the model, version or signature does not exist."""
         ...
+
+    def signatures(self, name: str, *, version: int | None = None) -> Mapping[str, Signature]:
+        """Every SignatureDef of a version (None: the highest AVAILABLE one) by signature name, from
+        GetModelMetadata; the signature gate compares the candidate's with the serving version's.
+        Raises ServingRejectedError when the model or version does not exist."""
+        ...

@@ -10,8 +10,9 @@ the agent's own exception types in exactly one place, ``serving_error``.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ from agent.adapters.tfserving.protos import (
 )
 from agent.adapters.tfserving.tensors import cast, from_proto, signature_from_proto, to_proto
 from agent.core.domain import ServedModel, VersionState, VersionStatus
-from agent.core.errors import LoadFailedError, ServingError, ServingRejectedError, ServingUnavailableError
+from agent.core.errors import (
+    LoadFailedError,
+    ServingDeadlineError,
+    ServingError,
+    ServingRejectedError,
+    ServingUnavailableError,
+)
+from agent.core.wedge import ReloadWatch
 from agent.infra.files import write_atomic
 
 # The server may still be starting, restarting, or shedding load: all of these are worth retrying later.
@@ -42,6 +50,11 @@ _RETRYABLE = frozenset(
     }
 )
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+# A model in one of these states after a ReloadConfig deadline is loading slowly, not wedged.
+_IN_PROGRESS = frozenset({VersionState.START, VersionState.LOADING})
+# Asked when the config is empty: any answer (NOT_FOUND included) shows GetModelStatus is alive.
+_PROBE = "tfs-agent-status-probe"
+log = logging.getLogger("tfs_agent.serving")
 _CHANNEL_OPTIONS = (
     # Golden batches and their outputs can exceed gRPC's 4 MB default.
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
@@ -52,6 +65,8 @@ _CHANNEL_OPTIONS = (
 def serving_error(code: grpc.StatusCode, details: str, what: str, *, reload: bool = False) -> ServingError:
     """The agent's exception for a gRPC failure of ``what``, keeping TF Serving's own message."""
     message = f"{what}: {code.name}: {details}"
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ServingDeadlineError(message)
     if code in _RETRYABLE:
         return ServingUnavailableError(message)
     if reload and code is grpc.StatusCode.UNKNOWN:
@@ -117,14 +132,18 @@ class GrpcServingControl:
         rpc_timeout: float | timedelta = 30.0,
         reload_timeout: float | timedelta = 600.0,
         channel_options: Sequence[tuple[str, Any]] = (),
+        reload_watch: ReloadWatch | None = None,
     ) -> None:
         """``reload_timeout`` bounds ReloadConfig, which waits for new models to load (B12): give it at least
         the load timeout. The current config is read back from ``config_file`` on first use, so the start-up
-        config may be written (write_config_file) after this object is built but before it is used."""
+        config may be written (write_config_file) after this object is built but before it is used.
+        ``reload_watch`` counts ReloadConfig deadlines that look like a wedge (agent/core/wedge.py)."""
         self.address = address
         self.config_file = config_file
         self._rpc_timeout = _seconds(rpc_timeout)
         self._reload_timeout = _seconds(reload_timeout)
+        self.reload_watch = reload_watch if reload_watch is not None else ReloadWatch()
+        self._watch_lock = threading.Lock()
         self._channel = grpc.insecure_channel(address, options=[*_CHANNEL_OPTIONS, *channel_options])
         self._models = protos.model_service_pb2_grpc.ModelServiceStub(self._channel)
         self._prediction = protos.prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
@@ -184,25 +203,64 @@ class GrpcServingControl:
     def _reload(self, config: Mapping[str, ServedModel]) -> None:
         request = model_management_pb2.ReloadConfigRequest()
         request.config.CopyFrom(config_text.to_proto(config.values()))
-        response = self._call(
-            self._models.HandleReloadConfigRequest,
-            request,
-            "ReloadConfig",
-            timeout=self._reload_timeout,
-            reload=True,
-        )
+        try:
+            response = self._call(
+                self._models.HandleReloadConfigRequest,
+                request,
+                "ReloadConfig",
+                timeout=self._reload_timeout,
+                reload=True,
+            )
+        except ServingDeadlineError as err:
+            raise self._reload_deadline(err, config) from err
+        except ServingError:
+            self._clear_wedge()  # it answered (an error is an answer), or it is down: not wedged
+            raise
+        self._clear_wedge()
         if response is not None and response.status.error_code:
             code = grpc.StatusCode[_CODE_NAMES.get(response.status.error_code, "UNKNOWN")]
             raise serving_error(code, response.status.error_message, "ReloadConfig", reload=True)
+
+    # ---- wedge -------------------------------------------------------------------------------------------
+
+    def _reload_deadline(self, err: ServingDeadlineError, models: Collection[str]) -> ServingDeadlineError:
+        """Count a ReloadConfig deadline as wedge-like when GetModelStatus answers and none of the models sent
+        is loading: a reload waits for a new model's load, and later reloads queue behind it (B12), so a slow
+        load is not a wedge. The error then says so."""
+        try:
+            progressing = any(_progressing(self.status(name)) for name in sorted(models) or [_PROBE])
+        except ServingUnavailableError:
+            progressing = True  # status does not answer either: down or restarting, not a wedge
+        if progressing:
+            self._clear_wedge()
+            return err
+        with self._watch_lock:
+            became = self.reload_watch.deadline(err.reason)
+            reason = self.reload_watch.reason
+        if became:
+            log.warning("TF Serving's ReloadConfig is wedged: %s", reason)
+        return ServingDeadlineError(f"{err.reason}; {reason}") if reason else err
+
+    def _clear_wedge(self) -> None:
+        with self._watch_lock:
+            was = self.reload_watch.cleared()
+        if was:
+            log.info("TF Serving's ReloadConfig answers again; no longer wedged")
 
     # ---- status -------------------------------------------------------------------------------------------
 
     def status(self, name: str) -> Sequence[VersionStatus]:
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = name
-        response = self._call(
-            self._models.GetModelStatus, request, f"GetModelStatus {name}", not_found_ok=True
-        )
+        try:
+            response = self._call(
+                self._models.GetModelStatus, request, f"GetModelStatus {name}", not_found_ok=True
+            )
+        except ServingDeadlineError:
+            raise
+        except ServingUnavailableError:
+            self._clear_wedge()  # not listening: TF Serving is (re)starting, and a restart ends a wedge
+            raise
         if response is None:  # B15: "Could not find any versions of model <m>" — never seen
             return ()
         rows = (_version_status(row) for row in response.model_version_status)
@@ -221,14 +279,29 @@ class GrpcServingControl:
             self._signatures[key] = signature
         return signature
 
-    def _fetch_signature(
-        self, name: str, version: int | None, label: str | None, signature_name: str
-    ) -> Signature:
+    def signatures(self, name: str, *, version: int | None = None) -> Mapping[str, Signature]:
+        defs = self._signature_defs(name, version, None)
+        found: dict[str, Signature] = {}
+        # TF2 exports carry "__saved_model_init_op" (DT_INVALID, no client can call it): not a signature.
+        for key in sorted(k for k in defs.signature_def if not k.startswith("__saved_model")):
+            try:
+                found[key] = signature_from_proto(defs.signature_def[key])
+            except ValueError as err:
+                raise ServingRejectedError(f"GetModelMetadata {name}: signature {key!r}: {err}") from err
+        return found
+
+    def _signature_defs(self, name: str, version: int | None, label: str | None) -> Any:
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         _set_spec(request.model_spec, name, version, label, None)
         response = self._call(self._prediction.GetModelMetadata, request, f"GetModelMetadata {name}")
         defs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(defs)
+        return defs
+
+    def _fetch_signature(
+        self, name: str, version: int | None, label: str | None, signature_name: str
+    ) -> Signature:
+        defs = self._signature_defs(name, version, label)
         if signature_name not in defs.signature_def:
             raise ServingRejectedError(
                 f"{name} has no signature {signature_name!r} "
@@ -311,6 +384,10 @@ def _set_spec(
         spec.version_label = label
     if signature_name is not None:
         spec.signature_name = signature_name
+
+
+def _progressing(rows: Sequence[VersionStatus]) -> bool:
+    return any(r.state in _IN_PROGRESS for r in rows)
 
 
 def _version_status(row: Any) -> VersionStatus:

@@ -1,0 +1,18 @@
+"""Fixtures of the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import Stack
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """One stack (bucket, volume, TF Serving, the agent), not started: set ``stack.config`` first."""
+    made = Stack(tmp_path)
+    yield made
+    made.close()
