@@ -2,7 +2,7 @@
 they read? Pure: two maps of signatures in (from GetModelMetadata), a list of breaking differences out.
 
 TF Serving itself "doesn't care if the model structure varies across versions" (tensorflow/serving #197): a
-renamed input or a dtype change goes live and every client breaks. The rule (ADR 11) is the one of
+renamed input or a dtype change goes live and every client breaks. The rule (ADR 17) is the one of
 function types: **inputs may widen, outputs may narrow**. An input dimension that was fixed may become -1
 (any size: clients keep sending what they send), not the reverse; an output dimension that was -1 may become
 fixed (clients already handle any size), not the reverse. A rank change, a changed fixed dimension, a dtype

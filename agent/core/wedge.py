@@ -5,7 +5,7 @@ behind the stuck one, docs/tfserving-behaviour.md#b12; tensorflow/serving #1794,
 and Predict go on answering. The agent never sends such a path itself, but anything else with access to port
 8500 can. A wedge is therefore ``threshold`` ReloadConfig deadlines in a row, each followed by a status probe
 that answered and showed none of the reload's new models making progress (a slow load is not a wedge). Any
-reply to ReloadConfig, or a server that does not answer at all (restarting), ends it (ADR 11).
+reply to ReloadConfig, or a server that does not answer at all (restarting), ends it (ADR 17).
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def _validate(
 
 @dataclass(frozen=True)
 class _SignatureGate:
-    """The candidate's SignatureDefs against the serving version's (agent/core/signatures.py, ADR 11)."""
+    """The candidate's SignatureDefs against the serving version's (agent/core/signatures.py, ADR 17)."""
 
     model: str
     serving_version: int | None

@@ -3,7 +3,7 @@
 The kubelet evicts the whole pod once the emptyDir holds more than its ``sizeLimit`` — every replica at once,
 since all stage the same version — and ``shutil.disk_usage`` on it reports the node's disk instead. So the
 preflight before a download adds up what the agent's directories hold, plus the candidate, against
-``serving.local_volume_limit`` (ADR 11): too big is a DiskSpaceError, a counted retry, not a quarantine,
+``serving.local_volume_limit`` (ADR 17): too big is a DiskSpaceError, a counted retry, not a quarantine,
 because a bigger volume fixes it.
 """
 
