@@ -313,18 +313,26 @@ class NotificationSettings(_Strict):
         return self
 
 
+SOURCE_SCHEMES = ("gs://", "s3://", "az://", "file://")
+
+
 class ModelSettings(_Strict):
     """One model the agent keeps up to date."""
 
     name: str
     source: str
-    """Bucket prefix holding integer version folders: gs://bucket/prefix or file:///abs/dir."""
+    """Bucket prefix holding integer version folders: gs://bucket/prefix, s3://bucket/prefix,
+    az://container/prefix or file:///abs/dir."""
+    endpoint_url: str | None = None
+    """s3:// only: the S3-compatible endpoint (MinIO, Ceph, ...), over ``AWS_ENDPOINT_URL``; az:// only: the
+    account URL (``https://<account>.blob.core.windows.net``), used with DefaultAzureCredential. Also used for
+    a golden file on the same scheme. None: the SDK's default."""
     local_path: Path
     """The model's base_path on the volume shared with TF Serving (absolute)."""
     schedule: ScheduleSettings = ScheduleSettings()
     completion: Annotated[CompletionSettings, BeforeValidator(parse_completion)] = CompletionSettings()
     golden: str | None = None
-    """Golden file URI (gs://, file:// or a path); without it the check is the load plus a smoke Predict."""
+    """Golden file URI (gs://, s3://, az://, file:// or a path); without it, the load plus a smoke Predict."""
     policy: PolicySettings = PolicySettings()
     labels: tuple[str, ...] = ("stable",)
     """Version labels moved to each promoted version (clients may ask for ``version_label: stable``)."""
@@ -361,9 +369,19 @@ class ModelSettings(_Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        if not value.startswith(("gs://", "file://")):
-            raise ValueError(f"{value!r}: source must start with gs:// or file://")
+        if not value.startswith(SOURCE_SCHEMES):
+            raise ValueError(f"{value!r}: source must start with {', '.join(SOURCE_SCHEMES)}")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ModelSettings:
+        if self.endpoint_url is None:
+            return self
+        if not self.source.startswith(("s3://", "az://")):
+            raise ValueError(f"endpoint_url is for s3:// and az:// sources only, not {self.source!r}")
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.endpoint_url):
+            raise ValueError(f"endpoint_url {self.endpoint_url!r} is not a URL; write e.g. http://minio:9000")
+        return self
 
     @field_validator("local_path")
     @classmethod
@@ -539,3 +557,14 @@ def env(name: str, default: str | None = None) -> str | None:
 def pod_name() -> str:
     """This replica's name: ``$POD_NAME`` (the Kubernetes downward API), else the hostname."""
     return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def azure_connection_string() -> str | None:
+    """``AZURE_STORAGE_CONNECTION_STRING`` (az:// with an account key or SAS, or Azurite), if set."""
+    return os.environ.get("AZURE_STORAGE_CONNECTION_STRING") or None
+
+
+def azure_account_url() -> str | None:
+    """``https://<AZURE_STORAGE_ACCOUNT>.blob.core.windows.net`` (as the az CLI reads it), if set."""
+    account = os.environ.get("AZURE_STORAGE_ACCOUNT")
+    return f"https://{account}.blob.core.windows.net" if account else None
