@@ -6,7 +6,9 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test suite check lint typecheck imports demo clean
+AZURITE := $(VENV)/node/node_modules/.bin/azurite
+
+.PHONY: install azurite test suite check lint typecheck imports demo clean
 
 install: $(STAMP)
 
@@ -16,12 +18,18 @@ $(STAMP): pyproject.toml devserver/pyproject.toml
 	$(PY) -m pip install -q -e ./devserver -e '.[dev]'
 	touch $(STAMP)
 
+## make azurite: the Azure Blob emulator the az:// tests start (npm package), unless one is on PATH already.
+azurite: $(STAMP)
+	@if command -v azurite >/dev/null 2>&1 || [ -x $(AZURITE) ]; then exit 0; fi; \
+	command -v npm >/dev/null 2>&1 || { echo "make azurite: npm not found; install Node.js (apt-get install -y nodejs npm) for the az:// tests" >&2; exit 1; }; \
+	npm install --prefix $(VENV)/node --no-audit --no-fund --silent azurite
+
 ## make test: every check CI blocks a merge on, in order: ruff check, ruff format --check, mypy --strict,
 ## import-linter, then the whole suite (unit, integration, e2e) with warnings as errors. .ci/run calls it.
 test: lint typecheck imports suite
 
 ## make suite: only the test suite (PYTEST_ARGS picks tests), for a quick local run.
-suite: install
+suite: install azurite
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
 
 lint: install

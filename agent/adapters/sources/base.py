@@ -1,8 +1,9 @@
 """The one narrow port to a bucket: list versions, list a version's objects, read a small object, download.
 
 A bucket is a prefix holding integer version folders (``<prefix>/<N>/...``) as TF Serving expects. Every
-adapter (``local.py`` for file://, ``gcs.py`` for gs://) implements ``ModelSource`` and maps its library's
-errors to ``TransientSourceError`` / ``PermanentSourceError`` in exactly one place. ``ModelSink`` is the
+adapter (``local.py`` for file://, ``gcs.py`` for gs://, ``s3.py`` for s3://, ``azure.py`` for az://)
+implements ``ModelSource`` and maps its library's errors to ``TransientSourceError`` /
+``PermanentSourceError`` in exactly one place. ``ModelSink`` is the
 writer side that ``tfs-agent publish`` uses. ``RecordStore`` is the one place the agent itself writes to a
 bucket: small fleet records (agent/fleet) under ``<source>/_fleet/<fleet>/``, every write a compare-and-swap
 on the store's own generation (docs/fleet.md, ADR 12).
@@ -73,8 +74,17 @@ class ModelSink(Protocol):
         """The prefix this sink writes, e.g. ``gs://bucket/models/m``."""
         ...
 
-    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
-        """Copy the local file ``path`` to the object ``name``; ``on_bytes`` hears each piece sent."""
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
+        """Copy the local file ``path`` to the object ``name``; ``on_bytes`` hears each piece sent.
+        ``crc32c`` is the file's checksum when the caller has it (publish does): stores that check an
+        upload against a checksum the client sends (S3) use it instead of reading the file twice."""
         ...
 
     def write_bytes(self, name: str, data: bytes) -> None:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -25,7 +25,7 @@ from google.cloud import storage
 from google.cloud.storage import exceptions as storage_exceptions
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
+from agent.adapters.sources.streams import CHUNK_SIZE, CountingReader, write_chunks
 from agent.core.errors import (
     ConfigError,
     PermanentSourceError,
@@ -93,23 +93,15 @@ class GcsBucket:
         with mapped(f"downloading {what}"), self._get(name, what) as response:
             return write_chunks(response.raw.stream(CHUNK_SIZE, decode_content=False), dest)
 
-    def read(self, name: str, generation: str | None = None) -> bytes:
-        """A small object's bytes (of exactly ``generation`` when given: the one a stat saw)."""
+    def read(self, name: str) -> bytes:
+        """A small object's bytes."""
         what = f"gs://{self.name}/{name}"
-        with mapped(f"reading {what}"), self._get(name, what, generation) as response:
+        with mapped(f"reading {what}"), self._get(name, what) as response:
             return bytes(response.raw.read(decode_content=False))
-
-    def generation(self, name: str) -> str:
-        """The object's generation: one metadata GET, which changes whenever the object is rewritten."""
-        with mapped(f"checking gs://{self.name}/{name}"):
-            blob = self._bucket.get_blob(name, **self._opts())
-        if blob is None:
-            raise ObjectNotFoundError(f"gs://{self.name}/{name}: no such object")
-        return str(blob.generation)
 
     def upload(self, path: Path, name: str, on_bytes: Callable[[int], None] | None = None) -> None:
         with mapped(f"uploading {path} to gs://{self.name}/{name}"), path.open("rb") as handle:
-            stream = handle if on_bytes is None else _CountingReader(handle, on_bytes)
+            stream = handle if on_bytes is None else CountingReader(handle, on_bytes)
             self._bucket.blob(name).upload_from_file(
                 stream, size=path.stat().st_size, checksum="crc32c", timeout=self._timeout
             )
@@ -128,11 +120,11 @@ class GcsBucket:
             self._bucket.blob(name).delete(timeout=self._timeout)
 
     @contextmanager
-    def _get(self, name: str, what: str, generation: str | None = None) -> Iterator[requests.Response]:
+    def _get(self, name: str, what: str) -> Iterator[requests.Response]:
         url = (
             f"{self.client.api_endpoint}/download/storage/v1/b/{quote(self.name, safe='')}"
             f"/o/{quote(name, safe='')}?alt=media"
-        ) + (f"&generation={quote(generation)}" if generation else "")
+        )
         # The library's own authorized session: same credentials, token refresh and connection pool.
         session: requests.Session = self.client._http
         # Ask for the stored bytes (no decompressive transcoding) so the crc32c matches the listing's.
@@ -199,7 +191,14 @@ class GcsSink(_GcsPrefix):
     def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 120.0) -> None:
         super().__init__(uri, client=client, timeout=timeout)
 
-    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
         self._bucket.upload(path, self._object(name), on_bytes)
 
     def write_bytes(self, name: str, data: bytes) -> None:
@@ -215,39 +214,12 @@ class GcsSink(_GcsPrefix):
         return self._prefix + check_name(name, where=self._uri)
 
 
-class _CountingReader:
-    """A file wrapper telling ``on_bytes`` how much the library has read (the publish progress bar);
-    everything else (seek, tell for resumable uploads) goes to the file."""
-
-    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None]) -> None:
-        self._handle, self._on_bytes = handle, on_bytes
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._handle.read(size)
-        self._on_bytes(len(data))
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._handle, name)
-
-
-def read_gs_uri(uri: str, *, client: storage.Client | None = None, generation: str | None = None) -> bytes:
-    """The bytes of one object named by a full ``gs://bucket/path`` URI (of ``generation`` when given)."""
-    bucket, name = _object_uri(uri)
-    return GcsBucket(client if client is not None else make_client(), bucket).read(name, generation)
-
-
-def stat_gs_uri(uri: str, *, client: storage.Client | None = None) -> str:
-    """The generation of the object named by ``gs://bucket/path`` (cheap: no content is read)."""
-    bucket, name = _object_uri(uri)
-    return GcsBucket(client if client is not None else make_client(), bucket).generation(name)
-
-
-def _object_uri(uri: str) -> tuple[str, str]:
+def read_gs_uri(uri: str, *, client: storage.Client | None = None) -> bytes:
+    """The bytes of one object named by a full ``gs://bucket/path`` URI."""
     bucket, name = split_gs_uri(uri)
     if not name:
         raise ConfigError(f"{uri!r} names a bucket, not an object; write gs://bucket/path/to/file")
-    return bucket, name.rstrip("/")
+    return GcsBucket(client if client is not None else make_client(), bucket).read(name.rstrip("/"))
 
 
 def _status_error(status: int, what: str, detail: str = "") -> SourceError:

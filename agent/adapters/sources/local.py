@@ -155,7 +155,14 @@ class LocalSink:
     def uri(self) -> str:
         return "file://" + self._root.as_posix()
 
-    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
         self._write(name, lambda tmp: write_chunks(read_chunks(path), tmp, on_chunk=on_bytes))
 
     def write_bytes(self, name: str, data: bytes) -> None:

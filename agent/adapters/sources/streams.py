@@ -11,7 +11,7 @@ import base64
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import google_crc32c
 
@@ -69,3 +69,25 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class CountingReader:
+    """A file wrapper telling ``on_bytes`` how far an SDK has read (the publish progress bar); everything
+    else (seek, tell) goes to the file. Only bytes past the furthest point read so far count: SDKs that
+    read the body twice (botocore hashes it before sending over plain HTTP) or rewind to retry still add
+    up to the file's size."""
+
+    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self._handle, self._on_bytes = handle, on_bytes
+        self._furthest = handle.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        position = self._handle.tell()
+        if position > self._furthest:
+            self._on_bytes(position - self._furthest)
+            self._furthest = position
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)

@@ -1,0 +1,251 @@
+"""az://container/prefix through azure-storage-blob.
+
+Credentials: a connection string (``AZURE_STORAGE_CONNECTION_STRING``, e.g. for Azurite), or an account URL
+(a model's ``endpoint_url``, or ``https://<AZURE_STORAGE_ACCOUNT>.blob.core.windows.net``) with
+``DefaultAzureCredential`` (workload identity, managed identity, ``az login``), imported only then because
+azure-identity is heavy and an optional extra. The SDK's own retries are off: staging retries
+``TransientSourceError`` with the one policy every source shares. Azure keeps no CRC32C: ``publish`` records
+the crc32c in the blob's metadata (``crc32c``) as well as in the manifest, listings report it from there, and
+staging checks the bytes it downloads against the manifest as on every scheme. Downloads are ranged reads of
+``_RANGE`` bytes, so a download holds at most that much in memory. Every SDK error becomes a ``SourceError``
+in ``_mapped``, only there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+from azure.core import exceptions as az_exceptions
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClient
+
+from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
+from agent.adapters.sources.streams import CountingReader, crc32c_of_bytes, crc32c_of_file, write_chunks
+from agent.core.errors import ConfigError, PermanentSourceError, SourceError, TransientSourceError
+from agent.core.manifest import check_name, version_from_name
+
+_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+_POOL_SIZE = 64  # the highest download_concurrency the config allows; requests keeps only 10 by default
+_RANGE = 8 * 2**20  # bytes per ranged GET: large enough to amortise a request, small enough to hold
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+CRC32C_METADATA = "crc32c"
+
+
+def split_az_uri(uri: str) -> tuple[str, str]:
+    """``az://container/a/b`` → ``("container", "a/b/")``; the prefix is empty or ends with '/'."""
+    if not uri.startswith("az://"):
+        raise ConfigError(f"{uri!r} is not an az:// URI; write az://container/prefix")
+    container, _, prefix = uri[len("az://") :].partition("/")
+    if not _CONTAINER.fullmatch(container):
+        raise ConfigError(
+            f"{uri!r}: {container!r} is not a valid container name (3-63 lowercase letters, digits, "
+            "single hyphens)"
+        )
+    prefix = prefix.strip("/")
+    return container, f"{prefix}/" if prefix else ""
+
+
+def make_service(
+    *, connection_string: str | None = None, account_url: str | None = None, timeout: float = 60.0
+) -> BlobServiceClient:
+    """A blob service client from a connection string, or an account URL with DefaultAzureCredential."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    options: dict[str, Any] = {
+        "retry_total": 0,
+        "connection_timeout": timeout,
+        "read_timeout": timeout,
+        "max_single_get_size": _RANGE,
+        "max_chunk_get_size": _RANGE,
+        "transport": RequestsTransport(session=session, session_owner=False),
+    }
+    with _mapped("creating the Azure Blob client"):
+        if connection_string:
+            return BlobServiceClient.from_connection_string(connection_string, **options)
+        if not account_url:
+            raise ConfigError(
+                "az:// needs credentials: set AZURE_STORAGE_CONNECTION_STRING, or the account with "
+                "AZURE_STORAGE_ACCOUNT or the model's endpoint_url (https://<account>.blob.core.windows.net)"
+            )
+        return BlobServiceClient(account_url, credential=_default_credential(), **options)
+
+
+def _default_credential() -> Any:
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError as err:
+        raise ConfigError(
+            "az:// with an account URL needs azure-identity: pip install 'tfs-agent[azure-identity]', "
+            "or set AZURE_STORAGE_CONNECTION_STRING"
+        ) from err
+    return DefaultAzureCredential()
+
+
+class AzureContainer:
+    """Blob operations on one container, each mapped to the agent's errors."""
+
+    def __init__(self, client: ContainerClient) -> None:
+        self.client = client
+        self.name = f"az://{client.container_name}"
+
+    def prefixes(self, prefix: str) -> list[str]:
+        """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 5000)."""
+        with _mapped(f"listing {self.name}/{prefix}"):
+            items = self.client.walk_blobs(name_starts_with=prefix, delimiter="/")
+            return sorted(i.name for i in items if not isinstance(i, BlobProperties))
+
+    def objects(self, prefix: str) -> list[BlobProperties]:
+        """Every blob under ``prefix``, with name, size, metadata and modification time."""
+        with _mapped(f"listing {self.name}/{prefix}"):
+            return list(self.client.list_blobs(name_starts_with=prefix, include=["metadata"]))
+
+    def download(self, name: str, dest: Path) -> str:
+        """Stream the blob to ``dest`` in ranged reads; return the crc32c of the bytes written."""
+        with _mapped(f"downloading {self.name}/{name}"):
+            stream = self.client.get_blob_client(name).download_blob(max_concurrency=1)
+            return write_chunks(stream.chunks(), dest)
+
+    def read(self, name: str) -> bytes:
+        """A small blob's bytes."""
+        with _mapped(f"reading {self.name}/{name}"):
+            return bytes(self.client.get_blob_client(name).download_blob(max_concurrency=1).readall())
+
+    def put(self, name: str, data: Any, crc32c: str, *, length: int) -> None:
+        """Write one blob whole, its crc32c in the metadata; a reader sees the old blob or the new one."""
+        with _mapped(f"writing {self.name}/{name}"):
+            self.client.get_blob_client(name).upload_blob(
+                data, length=length, overwrite=True, max_concurrency=1, metadata={CRC32C_METADATA: crc32c}
+            )
+
+    def exists(self, name: str) -> bool:
+        with _mapped(f"checking {self.name}/{name}"):
+            return bool(self.client.get_blob_client(name).exists())
+
+    def delete(self, name: str) -> None:
+        with _mapped(f"deleting {self.name}/{name}"), suppress(az_exceptions.ResourceNotFoundError):
+            self.client.get_blob_client(name).delete_blob()
+
+
+class _AzurePrefix:
+    """An ``az://container/prefix`` the source and the sink both address blobs under."""
+
+    def __init__(self, uri: str, service: BlobServiceClient) -> None:
+        container, self._prefix = split_az_uri(uri)
+        self._container = AzureContainer(service.get_container_client(container))
+        self._uri = f"az://{container}/{self._prefix}".rstrip("/")
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+
+class AzureSource(_AzurePrefix):
+    """A ``ModelSource`` over ``az://container/prefix/<N>/...``, through ``service`` (see make_service)."""
+
+    def list_versions(self) -> frozenset[int]:
+        names = (p[len(self._prefix) :].rstrip("/") for p in self._container.prefixes(self._prefix))
+        return frozenset(v for v in map(version_from_name, names) if v is not None)
+
+    def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
+        base = f"{self._prefix}{version}/"
+        return tuple(
+            ObjectInfo(
+                name=blob.name[len(base) :],
+                size=int(blob.size or 0),
+                crc32c=(blob.metadata or {}).get(CRC32C_METADATA),
+                updated=blob.last_modified.timestamp() if blob.last_modified else None,
+            )
+            for blob in self._container.objects(base)
+        )
+
+    def read_bytes(self, version: int, name: str) -> bytes:
+        return self._container.read(self._blob(version, name))
+
+    def download(self, version: int, name: str, dest: Path) -> str:
+        return self._container.download(self._blob(version, name), dest)
+
+    def _blob(self, version: int, name: str) -> str:
+        return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
+
+
+class AzureSink(_AzurePrefix):
+    """A ``ModelSink`` writing blobs under ``az://container/prefix/``; each write is one blob upload."""
+
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
+        checksum = crc32c if crc32c is not None else crc32c_of_file(path)
+        with path.open("rb") as handle:
+            body = handle if on_bytes is None else CountingReader(handle, on_bytes)
+            self._container.put(self._blob(name), body, checksum, length=path.stat().st_size)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self._container.put(self._blob(name), data, crc32c_of_bytes(data), length=len(data))
+
+    def exists(self, name: str) -> bool:
+        return self._container.exists(self._blob(name))
+
+    def delete(self, name: str) -> None:
+        self._container.delete(self._blob(name))
+
+    def _blob(self, name: str) -> str:
+        return self._prefix + check_name(name, where=self._uri)
+
+
+def read_az_uri(uri: str, service: BlobServiceClient) -> bytes:
+    """The bytes of one blob named by a full ``az://container/path`` URI."""
+    container, name = split_az_uri(uri)
+    if not name:
+        raise ConfigError(f"{uri!r} names a container, not a blob; write az://container/path/to/file")
+    return AzureContainer(service.get_container_client(container)).read(name.rstrip("/"))
+
+
+def _status_error(status: int | None, what: str, detail: str) -> SourceError:
+    """An HTTP status from Azure as the agent's error, with the fix where there is one."""
+    text = f"{what}: HTTP {status} {detail.strip().splitlines()[0] if detail.strip() else ''}".rstrip()
+    if status == 404:
+        return ObjectNotFoundError(f"{text} (no such blob or container)")
+    if status in (401, 403):
+        return PermanentSourceError(
+            f"{text}; grant the agent's identity the Storage Blob Data Reader role on the container "
+            "(Contributor for publish)"
+        )
+    if status is None or status in _TRANSIENT_STATUS:
+        return TransientSourceError(text)
+    return PermanentSourceError(text)
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """The one place azure-core/requests errors become SourceErrors; local OSErrors pass through."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except az_exceptions.DecodeError as err:  # IncompleteReadError: the body ended early
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err.message}") from err
+    except az_exceptions.ClientAuthenticationError as err:
+        raise _status_error(err.status_code or 401, what, err.message) from err
+    except az_exceptions.HttpResponseError as err:
+        raise _status_error(err.status_code, what, err.message) from err
+    except (az_exceptions.ServiceRequestError, az_exceptions.ServiceResponseError) as err:
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err.message}") from err
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err}") from err
+    except az_exceptions.AzureError as err:
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err.message}") from err
+    except ValueError as err:  # a malformed connection string or account URL
+        raise ConfigError(f"{what}: {err}; check AZURE_STORAGE_CONNECTION_STRING or endpoint_url") from err

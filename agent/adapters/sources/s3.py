@@ -1,0 +1,314 @@
+"""s3:// through boto3, for AWS S3 and S3-compatible stores (MinIO, Ceph, R2, ...).
+
+Credentials and region come the standard AWS way (IRSA / pod identity, instance profile, ``AWS_*`` env vars,
+``~/.aws``); the endpoint too (``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``, honoured by botocore itself),
+unless a model's ``endpoint_url`` overrides it. A non-AWS endpoint is addressed path-style
+(``http://host/bucket/key``), which every S3-compatible store serves. botocore's own retries are off:
+staging retries ``TransientSourceError`` with the one policy every source shares. Uploads carry a CRC32C
+computed here (google-crc32c: botocore computes CRC32C only with awscrt) sent as ``ChecksumCRC32C`` with
+``ChecksumAlgorithm="CRC32C"``, so S3 refuses bytes that differ from the manifest's checksum (BadDigest) and
+reports that same value back. Every botocore error becomes a ``SourceError`` in ``_mapped``, only there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import urllib3
+from botocore import exceptions as boto_exceptions
+from botocore.config import Config
+
+from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
+from agent.adapters.sources.streams import (
+    CHUNK_SIZE,
+    CountingReader,
+    crc32c_of_bytes,
+    crc32c_of_file,
+    write_chunks,
+)
+from agent.core.errors import ConfigError, PermanentSourceError, SourceError, TransientSourceError
+from agent.core.manifest import check_name, version_from_name
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_POOL_SIZE = 64  # the highest download_concurrency the config allows; botocore keeps only 10 by default
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable"}
+)
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
+_HEADS = 8  # HeadObject requests in flight while listing a version's checksums
+_MAX_PUT = 5 * 2**30  # S3's limit for one PutObject; larger files would need a multipart upload
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` → ``("bucket", "a/b/")``; the prefix is empty or ends with '/'."""
+    if not uri.startswith("s3://"):
+        raise ConfigError(f"{uri!r} is not an s3:// URI; write s3://bucket/prefix")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise ConfigError(
+            f"{uri!r}: {bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, - .)"
+        )
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def make_client(
+    endpoint_url: str | None = None, *, session: boto3.session.Session | None = None, timeout: float = 60.0
+) -> Any:
+    """An S3 client: standard AWS credentials and region, ``endpoint_url`` over the SDK's own endpoint."""
+    with _mapped("creating the S3 client"):
+        session = session if session is not None else boto3.session.Session()
+        client = session.client("s3", endpoint_url=endpoint_url, config=_config(timeout, "auto"))
+        if not _is_aws(client.meta.endpoint_url):
+            client = session.client(
+                "s3", endpoint_url=client.meta.endpoint_url, config=_config(timeout, "path")
+            )
+    return client
+
+
+def _config(timeout: float, addressing: str) -> Config:
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        max_pool_connections=_POOL_SIZE,
+        s3={"addressing_style": addressing},
+        # Checksums only where we send them (uploads): no CRC32 computed over every small request.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+def _is_aws(endpoint: str) -> bool:
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+class S3Bucket:
+    """Object operations on one bucket, each mapped to the agent's errors."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client, self.name = client, name
+
+    def prefixes(self, prefix: str) -> list[str]:
+        """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 1000)."""
+        with _mapped(f"listing s3://{self.name}/{prefix}"):
+            found: list[str] = []
+            for page in self._pages(Prefix=prefix, Delimiter="/"):
+                found += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
+            return sorted(found)
+
+    def objects(self, prefix: str) -> list[dict[str, Any]]:
+        """Every object under ``prefix`` as ListObjectsV2 reports it (Key, Size, LastModified)."""
+        with _mapped(f"listing s3://{self.name}/{prefix}"):
+            return [item for page in self._pages(Prefix=prefix) for item in page.get("Contents", ())]
+
+    def checksums(self, keys: list[str]) -> dict[str, str | None]:
+        """The full-object CRC32C S3 stores for each key (HeadObject, ``_HEADS`` at a time); None for an
+        object stored without one, or with a composite (per-part) checksum that is not the file's crc32c."""
+        with ThreadPoolExecutor(max_workers=_HEADS, thread_name_prefix="s3-head") as pool:
+            return dict(zip(keys, pool.map(self._checksum, keys), strict=True))
+
+    def _checksum(self, key: str) -> str | None:
+        with _mapped(f"checking s3://{self.name}/{key}"):
+            head = self.client.head_object(Bucket=self.name, Key=key, ChecksumMode="ENABLED")
+        value = head.get("ChecksumCRC32C")
+        composite = head.get("ChecksumType") == "COMPOSITE" or "-" in str(value or "")
+        return None if value is None or composite else str(value)
+
+    def download(self, key: str, dest: Path) -> str:
+        """Stream the object to ``dest``; return the crc32c of the bytes written."""
+        with _mapped(f"downloading s3://{self.name}/{key}"):
+            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
+            try:
+                return write_chunks(body.iter_chunks(CHUNK_SIZE), dest)
+            finally:
+                body.close()
+
+    def read(self, key: str) -> bytes:
+        """A small object's bytes."""
+        with _mapped(f"reading s3://{self.name}/{key}"):
+            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+
+    def put(self, key: str, body: Any, crc32c: str, *, length: int) -> None:
+        """One PutObject carrying the body's CRC32C: S3 stores the object only if the bytes match it."""
+        if length > _MAX_PUT:
+            raise PermanentSourceError(
+                f"s3://{self.name}/{key}: {length} bytes is above S3's 5 GiB single-upload limit; "
+                "split the variables into smaller shards"
+            )
+        with _mapped(f"writing s3://{self.name}/{key}"):
+            self.client.put_object(
+                Bucket=self.name,
+                Key=key,
+                Body=body,
+                ContentLength=length,
+                ChecksumAlgorithm="CRC32C",
+                ChecksumCRC32C=crc32c,
+            )
+
+    def exists(self, key: str) -> bool:
+        try:
+            with _mapped(f"checking s3://{self.name}/{key}"):
+                self.client.head_object(Bucket=self.name, Key=key)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        with _mapped(f"deleting s3://{self.name}/{key}"):
+            self.client.delete_object(Bucket=self.name, Key=key)
+
+    def _pages(self, **query: str) -> Iterator[dict[str, Any]]:
+        pages: Iterator[dict[str, Any]] = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, **query
+        )
+        return pages
+
+
+class _S3Prefix:
+    """An ``s3://bucket/prefix`` the source and the sink both address objects under."""
+
+    def __init__(self, uri: str, *, client: Any | None, endpoint_url: str | None) -> None:
+        bucket, self._prefix = split_s3_uri(uri)
+        self._bucket = S3Bucket(client if client is not None else make_client(endpoint_url), bucket)
+        self._uri = f"s3://{bucket}/{self._prefix}".rstrip("/")
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+
+class S3Source(_S3Prefix):
+    """A ``ModelSource`` over ``s3://bucket/prefix/<N>/...``. ListObjectsV2 names an object's checksum
+    algorithm but not its value, so a version's listing adds one HeadObject per object stored with a CRC32C
+    (only while a version is judged or staged; an idle poll stays one listing)."""
+
+    def __init__(self, uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> None:
+        super().__init__(uri, client=client, endpoint_url=endpoint_url)
+
+    def list_versions(self) -> frozenset[int]:
+        names = (p[len(self._prefix) :].rstrip("/") for p in self._bucket.prefixes(self._prefix))
+        return frozenset(v for v in map(version_from_name, names) if v is not None)
+
+    def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
+        base = f"{self._prefix}{version}/"
+        items = self._bucket.objects(base)
+        crcs = self._bucket.checksums([i["Key"] for i in items if "CRC32C" in i.get("ChecksumAlgorithm", ())])
+        return tuple(
+            ObjectInfo(
+                name=item["Key"][len(base) :],
+                size=int(item.get("Size", 0)),
+                crc32c=crcs.get(item["Key"]),
+                updated=item["LastModified"].timestamp() if item.get("LastModified") else None,
+            )
+            for item in items
+        )
+
+    def read_bytes(self, version: int, name: str) -> bytes:
+        return self._bucket.read(self._key(version, name))
+
+    def download(self, version: int, name: str, dest: Path) -> str:
+        return self._bucket.download(self._key(version, name), dest)
+
+    def _key(self, version: int, name: str) -> str:
+        return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
+
+
+class S3Sink(_S3Prefix):
+    """A ``ModelSink`` writing objects under ``s3://bucket/prefix/``; each write is one PutObject."""
+
+    def __init__(self, uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> None:
+        super().__init__(uri, client=client, endpoint_url=endpoint_url)
+
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
+        checksum = crc32c if crc32c is not None else crc32c_of_file(path)
+        with path.open("rb") as handle:
+            body = handle if on_bytes is None else CountingReader(handle, on_bytes)
+            self._bucket.put(self._key(name), body, checksum, length=path.stat().st_size)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self._bucket.put(self._key(name), data, crc32c_of_bytes(data), length=len(data))
+
+    def exists(self, name: str) -> bool:
+        return self._bucket.exists(self._key(name))
+
+    def delete(self, name: str) -> None:
+        self._bucket.delete(self._key(name))
+
+    def _key(self, name: str) -> str:
+        return self._prefix + check_name(name, where=self._uri)
+
+
+def read_s3_uri(uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> bytes:
+    """The bytes of one object named by a full ``s3://bucket/key`` URI."""
+    bucket, key = split_s3_uri(uri)
+    if not key:
+        raise ConfigError(f"{uri!r} names a bucket, not an object; write s3://bucket/path/to/file")
+    return S3Bucket(client if client is not None else make_client(endpoint_url), bucket).read(key.rstrip("/"))
+
+
+def _client_error(err: boto_exceptions.ClientError, what: str) -> SourceError:
+    """An S3 error response as the agent's error, with the fix where there is one."""
+    error = err.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    text = f"{what}: HTTP {status} {code} {error.get('Message', '')}".rstrip()
+    if status == 404 or code in _NOT_FOUND_CODES:
+        return ObjectNotFoundError(f"{text} (no such object or bucket)")
+    if status in (401, 403):
+        return PermanentSourceError(
+            f"{text}; allow the agent's role s3:GetObject and s3:ListBucket on the bucket "
+            "(s3:PutObject for publish)"
+        )
+    if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
+        return TransientSourceError(text)
+    return PermanentSourceError(text)
+
+
+@contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """The one place botocore/urllib3 errors become SourceErrors; local OSErrors pass through."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except boto_exceptions.ClientError as err:
+        raise _client_error(err, what) from err
+    except (boto_exceptions.NoCredentialsError, boto_exceptions.PartialCredentialsError) as err:
+        raise PermanentSourceError(
+            f"{what}: no AWS credentials found; use IRSA or pod identity, an instance profile, or set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        ) from err
+    except boto_exceptions.ParamValidationError as err:
+        raise PermanentSourceError(f"{what}: {err}") from err
+    except (
+        boto_exceptions.ConnectionError,
+        boto_exceptions.HTTPClientError,
+        boto_exceptions.IncompleteReadError,
+        boto_exceptions.ResponseStreamingError,
+        boto_exceptions.ChecksumError,
+    ) as err:
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err}") from err
+    except urllib3.exceptions.HTTPError as err:
+        raise TransientSourceError(f"{what}: {type(err).__name__}: {err}") from err
+    except boto_exceptions.BotoCoreError as err:
+        raise PermanentSourceError(f"{what}: {type(err).__name__}: {err}") from err
