@@ -2,7 +2,7 @@
 
 Every request it forwards is recorded as ``"METHOD /path?query"`` (exact, unlike an emulator's log, which is
 written after the response); ``delay`` adds that many seconds to each, for a real bucket's latency.
-``inject`` makes the next ``times`` requests matching a substring fail one way:
+``inject`` makes the next ``times`` requests whose ``"METHOD path"`` matches a regex fail one way:
 
 - ``status``: answer ``status`` (503 by default) without asking the emulator;
 - ``truncate``: send the headers (full Content-Length) and half the body, then close the connection;
@@ -15,6 +15,7 @@ written after the response); ``delay`` adds that many seconds to each, for a rea
 from __future__ import annotations
 
 import http.client
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class Proxy:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def inject(self, fault: Fault, *, match: str = "", times: int = 1, status: int = 503) -> None:
-        """Fail the next ``times`` requests whose ``METHOD path`` contains ``match`` with ``fault``."""
+        """Fail the next ``times`` requests whose ``METHOD path`` matches the regex ``match``."""
         with self._lock:
             self._rules.append(_Rule(fault, match, times, status))
 
@@ -83,7 +84,7 @@ class Proxy:
         with self._lock:
             self.requests.append(line)
             for rule in self._rules:
-                if rule.times > 0 and rule.match in line:
+                if rule.times > 0 and re.search(rule.match, line):
                     rule.times -= 1
                     self.faults.append(f"{rule.fault} {line}")
                     return rule
