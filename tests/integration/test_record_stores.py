@@ -1,4 +1,5 @@
-"""The ``RecordStore`` contract against every adapter: in memory, file:// and gs:// (fake-gcs-server).
+"""The ``RecordStore`` contract against every adapter: in memory, file://, gs:// (fake-gcs-server), s3://
+(moto) and az:// (Azurite).
 
 The emulator-only tests at the end show that fake-gcs-server itself refuses a stale or create-only write
 (so the gs:// contract tests cannot pass by accident) and that it does *not* check a delete's precondition
@@ -13,17 +14,24 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
+from azure.core import MatchConditions
+from azure.core import exceptions as azure_exceptions
 from google.api_core import exceptions as api_exceptions
 
+from agent.adapters.sources.azure_records import AzureRecordStore
 from agent.adapters.sources.base import CREATE_ONLY, RecordStore
 from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.gcs_records import GcsRecordStore
 from agent.adapters.sources.local_records import LocalRecordStore
 from agent.adapters.sources.memory import MemoryRecordStore
+from agent.adapters.sources.s3_records import S3RecordStore
 from agent.core.errors import PreconditionFailed, RateLimitedError
+from tests.emulators import Azurite, MotoServer
 from tests.fakes_sources import ManualClock
 from tests.gcs import FakeGcsServer, new_bucket, running_server
+from tests.stores import AzureStore, S3Store
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +41,19 @@ def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
         yield server
 
 
-@pytest.fixture(params=["memory", "file", "gcs"])
+@pytest.fixture(params=["memory", "file", "gcs", "s3", "az"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> RecordStore:
     """A fresh, empty store of each kind."""
     if request.param == "memory":
         return MemoryRecordStore(ManualClock())
     if request.param == "file":
         return LocalRecordStore(tmp_path / "bucket" / "m" / "_fleet" / "prod")
+    if request.param == "s3":
+        s3 = S3Store(request.getfixturevalue("moto"))
+        return S3RecordStore(s3.new_uri("models/m") + "/_fleet/prod", client=s3.client)
+    if request.param == "az":
+        az = AzureStore(request.getfixturevalue("azurite"))
+        return AzureRecordStore(az.new_uri("models/m") + "/_fleet/prod", az.service)
     server: FakeGcsServer = request.getfixturevalue("gcs")
     client = server.client()
     return GcsRecordStore(f"gs://{new_bucket(client)}/models/m/_fleet/prod", client=client)
@@ -122,6 +136,7 @@ _RACER = """
 import sys
 from pathlib import Path
 from agent.adapters.sources.base import CREATE_ONLY
+from agent.adapters.sources.azure_records import AzureRecordStore
 from agent.adapters.sources.local_records import LocalRecordStore
 from agent.core.errors import PreconditionFailed
 store = LocalRecordStore(Path(sys.argv[1]))
@@ -216,3 +231,31 @@ def test_eight_writers_racing_to_create_one_record_exactly_one_wins(store: Recor
     record = store.read("slots/0.json")
     assert record is not None
     assert record.data == f"pod-{winners[0]}".encode()
+
+
+def test_moto_itself_refuses_a_stale_if_match_and_a_create_only_write(moto: MotoServer) -> None:
+    """moto answers 412 to PutObject with a stale If-Match and to If-None-Match: * on an existing key (raw
+    boto3, no adapter), so the s3:// contract tests above cannot pass by accident."""
+    s3 = S3Store(moto)
+    bucket = s3.new_uri().removeprefix("s3://").split("/")[0]
+    first = s3.client.put_object(Bucket=bucket, Key="x", Body=b"one", IfNoneMatch="*")["ETag"]
+    s3.client.put_object(Bucket=bucket, Key="x", Body=b"two", IfMatch=first)
+    for condition in ({"IfMatch": first}, {"IfNoneMatch": "*"}):
+        with pytest.raises(botocore.exceptions.ClientError, match="PreconditionFailed"):
+            s3.client.put_object(Bucket=bucket, Key="x", Body=b"three", **condition)
+    assert s3.client.get_object(Bucket=bucket, Key="x")["Body"].read() == b"two"
+
+
+def test_azurite_itself_refuses_a_stale_etag_and_a_create_only_write(azurite: Azurite) -> None:
+    """Azurite answers 412 to an upload with a stale If-Match and 409 to If-None-Match: * on an existing
+    blob (raw SDK, no adapter), so the az:// contract tests above cannot pass by accident."""
+    az = AzureStore(azurite)
+    container = az.new_uri().removeprefix("az://").split("/")[0]
+    blob = az.service.get_blob_client(container, "x")
+    first = blob.upload_blob(b"one", overwrite=False)["etag"]
+    blob.upload_blob(b"two", overwrite=True, etag=first, match_condition=MatchConditions.IfNotModified)
+    with pytest.raises(azure_exceptions.ResourceModifiedError):
+        blob.upload_blob(b"three", overwrite=True, etag=first, match_condition=MatchConditions.IfNotModified)
+    with pytest.raises(azure_exceptions.ResourceExistsError):
+        blob.upload_blob(b"three", overwrite=False)
+    assert blob.download_blob().readall() == b"two"

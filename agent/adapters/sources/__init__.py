@@ -88,12 +88,20 @@ def open_sink(uri: str, *, endpoint_url: str | None = None) -> ModelSink:
     raise ConfigError(f"{uri!r}: unsupported destination; write {_SCHEMES}")
 
 
-def open_record_store(uri: str) -> RecordStore:
+def open_record_store(uri: str, *, endpoint_url: str | None = None) -> RecordStore:
     """The ``RecordStore`` rooted at ``uri`` (for the fleet: ``<model source>/_fleet/<fleet name>``)."""
     if uri.startswith("gs://"):
         from agent.adapters.sources.gcs_records import GcsRecordStore
 
         return GcsRecordStore(uri)
+    if uri.startswith("s3://"):
+        from agent.adapters.sources.s3_records import S3RecordStore
+
+        return S3RecordStore(uri, endpoint_url=endpoint_url)
+    if uri.startswith("az://"):
+        from agent.adapters.sources.azure_records import AzureRecordStore
+
+        return AzureRecordStore(uri, _azure_service(endpoint_url))
     if uri.startswith("file://"):
         return LocalRecordStore.from_uri(uri)
     raise ConfigError(f"{uri!r}: unsupported record store; write {_SCHEMES}")

@@ -8,7 +8,7 @@ azure-identity is heavy and an optional extra. The SDK's own retries are off: st
 the crc32c in the blob's metadata (``crc32c``) as well as in the manifest, listings report it from there, and
 staging checks the bytes it downloads against the manifest as on every scheme. Downloads are ranged reads of
 ``_RANGE`` bytes, so a download holds at most that much in memory. Every SDK error becomes a ``SourceError``
-in ``_mapped``, only there.
+in ``mapped``, only there.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClien
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.streams import CountingReader, crc32c_of_bytes, crc32c_of_file, write_chunks
-from agent.core.errors import ConfigError, PermanentSourceError, SourceError, TransientSourceError
+from agent.core.errors import (
+    ConfigError,
+    PermanentSourceError,
+    PreconditionFailed,
+    RateLimitedError,
+    SourceError,
+    TransientSourceError,
+)
 from agent.core.manifest import check_name, version_from_name
 
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
@@ -67,7 +74,7 @@ def make_service(
         "max_chunk_get_size": _RANGE,
         "transport": RequestsTransport(session=session, session_owner=False),
     }
-    with _mapped("creating the Azure Blob client"):
+    with mapped("creating the Azure Blob client"):
         if connection_string:
             return BlobServiceClient.from_connection_string(connection_string, **options)
         if not account_url:
@@ -98,39 +105,39 @@ class AzureContainer:
 
     def prefixes(self, prefix: str) -> list[str]:
         """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 5000)."""
-        with _mapped(f"listing {self.name}/{prefix}"):
+        with mapped(f"listing {self.name}/{prefix}"):
             items = self.client.walk_blobs(name_starts_with=prefix, delimiter="/")
             return sorted(i.name for i in items if not isinstance(i, BlobProperties))
 
     def objects(self, prefix: str) -> list[BlobProperties]:
         """Every blob under ``prefix``, with name, size, metadata and modification time."""
-        with _mapped(f"listing {self.name}/{prefix}"):
+        with mapped(f"listing {self.name}/{prefix}"):
             return list(self.client.list_blobs(name_starts_with=prefix, include=["metadata"]))
 
     def download(self, name: str, dest: Path) -> str:
         """Stream the blob to ``dest`` in ranged reads; return the crc32c of the bytes written."""
-        with _mapped(f"downloading {self.name}/{name}"):
+        with mapped(f"downloading {self.name}/{name}"):
             stream = self.client.get_blob_client(name).download_blob(max_concurrency=1)
             return write_chunks(stream.chunks(), dest)
 
     def read(self, name: str) -> bytes:
         """A small blob's bytes."""
-        with _mapped(f"reading {self.name}/{name}"):
+        with mapped(f"reading {self.name}/{name}"):
             return bytes(self.client.get_blob_client(name).download_blob(max_concurrency=1).readall())
 
     def put(self, name: str, data: Any, crc32c: str, *, length: int) -> None:
         """Write one blob whole, its crc32c in the metadata; a reader sees the old blob or the new one."""
-        with _mapped(f"writing {self.name}/{name}"):
+        with mapped(f"writing {self.name}/{name}"):
             self.client.get_blob_client(name).upload_blob(
                 data, length=length, overwrite=True, max_concurrency=1, metadata={CRC32C_METADATA: crc32c}
             )
 
     def exists(self, name: str) -> bool:
-        with _mapped(f"checking {self.name}/{name}"):
+        with mapped(f"checking {self.name}/{name}"):
             return bool(self.client.get_blob_client(name).exists())
 
     def delete(self, name: str) -> None:
-        with _mapped(f"deleting {self.name}/{name}"), suppress(az_exceptions.ResourceNotFoundError):
+        with mapped(f"deleting {self.name}/{name}"), suppress(az_exceptions.ResourceNotFoundError):
             self.client.get_blob_client(name).delete_blob()
 
 
@@ -223,14 +230,19 @@ def _status_error(status: int | None, what: str, detail: str) -> SourceError:
             f"{text}; grant the agent's identity the Storage Blob Data Reader role on the container "
             "(Contributor for publish)"
         )
+    if status == 412:
+        return PreconditionFailed(f"{text} (the blob changed since it was read)")
+    if status == 429:
+        return RateLimitedError(text)
     if status is None or status in _TRANSIENT_STATUS:
         return TransientSourceError(text)
     return PermanentSourceError(text)
 
 
 @contextmanager
-def _mapped(what: str) -> Iterator[None]:
-    """The one place azure-core/requests errors become SourceErrors; local OSErrors pass through."""
+def mapped(what: str) -> Iterator[None]:
+    """The one place azure-core/requests errors become SourceErrors (azure.py and azure_records.py); local
+    OSErrors pass through."""
     try:
         yield
     except SourceError:

@@ -7,7 +7,7 @@ unless a model's ``endpoint_url`` overrides it. A non-AWS endpoint is addressed 
 staging retries ``TransientSourceError`` with the one policy every source shares. Uploads carry a CRC32C
 computed here (google-crc32c: botocore computes CRC32C only with awscrt) sent as ``ChecksumCRC32C`` with
 ``ChecksumAlgorithm="CRC32C"``, so S3 refuses bytes that differ from the manifest's checksum (BadDigest) and
-reports that same value back. Every botocore error becomes a ``SourceError`` in ``_mapped``, only there.
+reports that same value back. Every botocore error becomes a ``SourceError`` in ``mapped``, only there.
 """
 
 from __future__ import annotations
@@ -32,7 +32,14 @@ from agent.adapters.sources.streams import (
     crc32c_of_file,
     write_chunks,
 )
-from agent.core.errors import ConfigError, PermanentSourceError, SourceError, TransientSourceError
+from agent.core.errors import (
+    ConfigError,
+    PermanentSourceError,
+    PreconditionFailed,
+    RateLimitedError,
+    SourceError,
+    TransientSourceError,
+)
 from agent.core.manifest import check_name, version_from_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -41,6 +48,8 @@ _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_CODES = frozenset(
     {"SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable"}
 )
+# 409 ConditionalRequestConflict: another conditional write to the key was in flight; re-read and re-decide.
+_LOST_RACE_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 _HEADS = 8  # HeadObject requests in flight while listing a version's checksums
 _MAX_PUT = 5 * 2**30  # S3's limit for one PutObject; larger files would need a multipart upload
@@ -63,7 +72,7 @@ def make_client(
     endpoint_url: str | None = None, *, session: boto3.session.Session | None = None, timeout: float = 60.0
 ) -> Any:
     """An S3 client: standard AWS credentials and region, ``endpoint_url`` over the SDK's own endpoint."""
-    with _mapped("creating the S3 client"):
+    with mapped("creating the S3 client"):
         session = session if session is not None else boto3.session.Session()
         client = session.client("s3", endpoint_url=endpoint_url, config=_config(timeout, "auto"))
         if not _is_aws(client.meta.endpoint_url):
@@ -99,7 +108,7 @@ class S3Bucket:
 
     def prefixes(self, prefix: str) -> list[str]:
         """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 1000)."""
-        with _mapped(f"listing s3://{self.name}/{prefix}"):
+        with mapped(f"listing s3://{self.name}/{prefix}"):
             found: list[str] = []
             for page in self._pages(Prefix=prefix, Delimiter="/"):
                 found += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
@@ -107,7 +116,7 @@ class S3Bucket:
 
     def objects(self, prefix: str) -> list[dict[str, Any]]:
         """Every object under ``prefix`` as ListObjectsV2 reports it (Key, Size, LastModified)."""
-        with _mapped(f"listing s3://{self.name}/{prefix}"):
+        with mapped(f"listing s3://{self.name}/{prefix}"):
             return [item for page in self._pages(Prefix=prefix) for item in page.get("Contents", ())]
 
     def checksums(self, keys: list[str]) -> dict[str, str | None]:
@@ -117,7 +126,7 @@ class S3Bucket:
             return dict(zip(keys, pool.map(self._checksum, keys), strict=True))
 
     def _checksum(self, key: str) -> str | None:
-        with _mapped(f"checking s3://{self.name}/{key}"):
+        with mapped(f"checking s3://{self.name}/{key}"):
             head = self.client.head_object(Bucket=self.name, Key=key, ChecksumMode="ENABLED")
         value = head.get("ChecksumCRC32C")
         composite = head.get("ChecksumType") == "COMPOSITE" or "-" in str(value or "")
@@ -125,7 +134,7 @@ class S3Bucket:
 
     def download(self, key: str, dest: Path) -> str:
         """Stream the object to ``dest``; return the crc32c of the bytes written."""
-        with _mapped(f"downloading s3://{self.name}/{key}"):
+        with mapped(f"downloading s3://{self.name}/{key}"):
             body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
             try:
                 return write_chunks(body.iter_chunks(CHUNK_SIZE), dest)
@@ -134,7 +143,7 @@ class S3Bucket:
 
     def read(self, key: str) -> bytes:
         """A small object's bytes."""
-        with _mapped(f"reading s3://{self.name}/{key}"):
+        with mapped(f"reading s3://{self.name}/{key}"):
             body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
             try:
                 return bytes(body.read())
@@ -148,7 +157,7 @@ class S3Bucket:
                 f"s3://{self.name}/{key}: {length} bytes is above S3's 5 GiB single-upload limit; "
                 "split the variables into smaller shards"
             )
-        with _mapped(f"writing s3://{self.name}/{key}"):
+        with mapped(f"writing s3://{self.name}/{key}"):
             self.client.put_object(
                 Bucket=self.name,
                 Key=key,
@@ -160,14 +169,14 @@ class S3Bucket:
 
     def exists(self, key: str) -> bool:
         try:
-            with _mapped(f"checking s3://{self.name}/{key}"):
+            with mapped(f"checking s3://{self.name}/{key}"):
                 self.client.head_object(Bucket=self.name, Key=key)
         except ObjectNotFoundError:
             return False
         return True
 
     def delete(self, key: str) -> None:
-        with _mapped(f"deleting s3://{self.name}/{key}"):
+        with mapped(f"deleting s3://{self.name}/{key}"):
             self.client.delete_object(Bucket=self.name, Key=key)
 
     def _pages(self, **query: str) -> Iterator[dict[str, Any]]:
@@ -279,14 +288,19 @@ def _client_error(err: boto_exceptions.ClientError, what: str) -> SourceError:
             f"{text}; allow the agent's role s3:GetObject and s3:ListBucket on the bucket "
             "(s3:PutObject for publish)"
         )
+    if status == 412 or code in _LOST_RACE_CODES:
+        return PreconditionFailed(f"{text} (the object changed since it was read)")
+    if status == 429 or code == "SlowDown":
+        return RateLimitedError(text)
     if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
         return TransientSourceError(text)
     return PermanentSourceError(text)
 
 
 @contextmanager
-def _mapped(what: str) -> Iterator[None]:
-    """The one place botocore/urllib3 errors become SourceErrors; local OSErrors pass through."""
+def mapped(what: str) -> Iterator[None]:
+    """The one place botocore/urllib3 errors become SourceErrors (s3.py and s3_records.py); local OSErrors
+    pass through."""
     try:
         yield
     except SourceError:
