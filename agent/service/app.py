@@ -34,7 +34,9 @@ log = logging.getLogger("tfs_agent")
 class SourceFactory(Protocol):
     """``open_source``: a model's source URI (and its endpoint override) → its ``ModelSource``."""
 
-    def __call__(self, uri: str, *, endpoint_url: str | None = None) -> ModelSource: ...
+    def __call__(
+        self, uri: str, *, endpoint_url: str | None = None, listing_checksums: bool = True
+    ) -> ModelSource: ...
 
 
 class BytesReader(Protocol):
@@ -71,7 +73,11 @@ class Agent:
         self.reconcilers = {
             m.name: ModelReconciler(
                 m,
-                source=open_source(m.source, endpoint_url=m.endpoint_url),
+                source=open_source(
+                    m.source,
+                    endpoint_url=m.endpoint_url,
+                    listing_checksums=m.completion.mode != "manifest",
+                ),
                 serving=serving,
                 state=self.state,
                 metrics=self.metrics,

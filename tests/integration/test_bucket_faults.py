@@ -28,9 +28,6 @@ from tests.proxy import Fault, Proxy
 from tests.stores import Store
 
 SHARD_GET = r"^GET .*shard-0"  # the download of one data file (not a listing, not a HeadObject)
-# azure-storage-blob re-requests a range whose body broke off (up to 3 times, not configurable) before an
-# error reaches the agent; staging's own retries take over only after that.
-SDK_RESUMES = {("az", "truncate"), ("az", "stall")}
 ACCESS_FIX = {"gs": "roles/storage.objectViewer", "s3": "s3:GetObject", "az": "Storage Blob Data Reader"}
 
 
@@ -68,13 +65,12 @@ def test_a_fault_mid_download_is_retried_until_the_version_stages(
     TransientSourceError; staging retries it and ends with a verified copy."""
     uri, manifest = published
     proxy.inject(fault, match=SHARD_GET, times=2)
-    expected_retries = 0 if (remote_store.scheme, fault) in SDK_RESUMES else 2
     failures: list[Exception] = []
     retry = retry_policy(initial=0.01, maximum=0.05, deadline=60, on_error=failures.append)
     source = remote_store.source(uri, via=proxy.url, timeout=2)
     staged = stage_version(source, manifest, tmp_path / "v", concurrency=2, retry=retry)
     assert len(proxy.faults) == 2, proxy.faults
-    assert len(failures) == expected_retries
+    assert len(failures) == 2
     assert all(isinstance(err, TransientSourceError) for err in failures), failures
     assert verify_local(tmp_path / "v", 1)
     assert staged.bytes == manifest.total_bytes
@@ -84,8 +80,8 @@ def test_a_fault_mid_download_is_retried_until_the_version_stages(
 def test_a_store_that_keeps_failing_gives_up_as_transient(
     remote_store: Store, published: tuple[str, Manifest], proxy: Proxy, tmp_path: Path, fault: Fault
 ) -> None:
-    """503 or a cut-off body on every download (past any retries inside the SDK): staging gives up at the
-    retry deadline with a TransientSourceError (a later pass may succeed); nothing appears on the volume."""
+    """503 or a cut-off body on every download: staging gives up at the retry deadline with a
+    TransientSourceError (a later pass may succeed); nothing appears on the volume."""
     uri, manifest = published
     proxy.inject(fault, match=SHARD_GET, times=10_000)
     retry = retry_policy(initial=0.01, maximum=0.05, deadline=1)

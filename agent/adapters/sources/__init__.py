@@ -48,8 +48,10 @@ __all__ = [
 _SCHEMES = "gs://bucket/prefix, s3://bucket/prefix, az://container/prefix or file:///absolute/dir"
 
 
-def open_source(uri: str, *, endpoint_url: str | None = None) -> ModelSource:
-    """The ``ModelSource`` for a model's bucket prefix."""
+def open_source(uri: str, *, endpoint_url: str | None = None, listing_checksums: bool = True) -> ModelSource:
+    """The ``ModelSource`` for a model's bucket prefix. ``listing_checksums``: whether ``list_objects`` must
+    report each object's crc32c (marker and quiet completion build the manifest from it); only s3:// pays
+    extra requests for it."""
     if uri.startswith("gs://"):
         from agent.adapters.sources.gcs import GcsSource
 
@@ -57,7 +59,7 @@ def open_source(uri: str, *, endpoint_url: str | None = None) -> ModelSource:
     if uri.startswith("s3://"):
         from agent.adapters.sources.s3 import S3Source
 
-        return S3Source(uri, endpoint_url=endpoint_url)
+        return S3Source(uri, endpoint_url=endpoint_url, listing_checksums=listing_checksums)
     if uri.startswith("az://"):
         from agent.adapters.sources.azure import AzureSource
 

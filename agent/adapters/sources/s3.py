@@ -201,11 +201,21 @@ class _S3Prefix:
 
 class S3Source(_S3Prefix):
     """A ``ModelSource`` over ``s3://bucket/prefix/<N>/...``. ListObjectsV2 names an object's checksum
-    algorithm but not its value, so a version's listing adds one HeadObject per object stored with a CRC32C
-    (only while a version is judged or staged; an idle poll stays one listing)."""
+    algorithm but not its value, so with ``listing_checksums`` a version's listing adds one HeadObject per
+    object stored with a CRC32C: marker and quiet completion build the manifest from it. With a manifest
+    (the default mode) listings skip them: staging checks the downloaded bytes against the manifest anyway,
+    and the HEADs would cost more than the download of a small version (benchmarks/staging.py)."""
 
-    def __init__(self, uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        client: Any | None = None,
+        endpoint_url: str | None = None,
+        listing_checksums: bool = True,
+    ) -> None:
         super().__init__(uri, client=client, endpoint_url=endpoint_url)
+        self._listing_checksums = listing_checksums
 
     def list_versions(self) -> frozenset[int]:
         names = (p[len(self._prefix) :].rstrip("/") for p in self._bucket.prefixes(self._prefix))
