@@ -7,7 +7,10 @@ every 20 ms while it stages a ``--big-mb`` version (staging streams 1 MiB chunks
 grow with the model), and its lifetime peak (``VmHWM``). Whether TensorFlow's runtime is mapped into the
 agent (``/proc/<pid>/maps`` naming ``_pywrap_tensorflow`` or ``libtensorflow``), and what importing the TF
 Serving protobufs costs the ordinary way (``import tensorflow_serving.apis.predict_pb2``, which runs all of
-TensorFlow) against the agent's way (ADR 3), each in a fresh subprocess, best of 3.
+TensorFlow) against the agent's way (ADR 3), each in a fresh subprocess, best of 3. Last, per bucket scheme
+(file, gs, s3, az): the RSS of an agent built for one model on it (``cli.build_agent`` in a fresh process,
+tests/sdk_probe.py) and which cloud SDKs it loaded: each SDK is imported only by a model that uses its
+scheme, so a gs-only agent does not grow by the S3 and Azure support. ``--schemes-only`` prints just that.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from benchmarks.harness import counter, write_json
 from tests.agentproc import wait_for
 from tests.e2e.stack import MODEL, Stack
 from tests.savedmodels import build_half_plus_two
+from tests.sdk_probe import SOURCES, probe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = (MODEL, "m2", "m3")
@@ -164,14 +168,40 @@ def measure(tmp: Path, *, seconds: float, big_mb: float, interval: str = "5s") -
         stack.close()
 
 
+def per_scheme(repeat: int = 3) -> dict[str, dict[str, Any]]:
+    """RSS (best of ``repeat`` fresh processes) and loaded SDKs of an agent for one model on each scheme."""
+    found: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="footprint-schemes-") as tmp:
+        for scheme in SOURCES:
+            runs = [probe(scheme, Path(tmp)) for _ in range(repeat)]
+            found[scheme] = {
+                "rss_mib": min(r["rss_mib"] for r in runs),
+                "hwm_mib": min(r["hwm_mib"] for r in runs),
+                "sdks": runs[0]["sdks"],
+            }
+    base = found["file"]["rss_mib"]
+    for scheme, r in found.items():
+        sdks = ", ".join(r["sdks"]) or "none"
+        print(
+            f"agent for one {scheme}:// model: RSS {r['rss_mib']:.1f} MiB ({r['rss_mib'] - base:+.1f} vs "
+            f"file://), VmHWM {r['hwm_mib']:.1f} MiB; cloud SDKs loaded: {sdks}"
+        )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="idle measurement length")
     parser.add_argument("--big-mb", type=float, default=256.0, help="MiB of variables in the staged version")
     parser.add_argument("--out", type=Path, default=RESULTS / "footprint.json")
+    parser.add_argument("--schemes-only", action="store_true", help="only the per-scheme RSS and SDKs")
     args = parser.parse_args(argv)
+    schemes = per_scheme()
+    if args.schemes_only:
+        return 0
     with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
         result = measure(Path(tmp), seconds=args.seconds, big_mb=args.big_mb)
+    result["schemes"] = schemes
     result["imports"] = {
         m: import_cost(m) for m in ("agent.adapters.tfserving.client", "tensorflow_serving.apis.predict_pb2")
     }
