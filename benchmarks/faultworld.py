@@ -173,8 +173,15 @@ class HeldManifest:
     def uri(self) -> str:
         return self.inner.uri
 
-    def upload(self, path: Path, name: str, *, on_bytes: Callable[[int], None] | None = None) -> None:
-        self.inner.upload(path, name, on_bytes=on_bytes)
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
+        self.inner.upload(path, name, on_bytes=on_bytes, crc32c=crc32c)
 
     def write_bytes(self, name: str, data: bytes) -> None:
         if name.endswith(MANIFEST_NAME):
