@@ -106,7 +106,7 @@ def test_dispatch_by_scheme(tmp_path: Path) -> None:
     assert isinstance(open_sink(f"file://{tmp_path}"), ModelSink)
     assert isinstance(open_sink(str(tmp_path)), LocalSink)
     with pytest.raises(ConfigError, match="unsupported"):
-        open_source("s3://bucket/m")
+        open_source("hdfs://bucket/m")
 
 
 def test_read_uri_reads_plain_paths_and_file_uris(tmp_path: Path) -> None:
