@@ -18,11 +18,12 @@ from agent.adapters.sources.base import ObjectNotFoundError
 from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.retrying import retry_policy
 from agent.core.domain import MANIFEST_NAME, Manifest
-from agent.core.errors import PermanentSourceError, TransientSourceError, UnsafePathError
+from agent.core.errors import ConfigError, PermanentSourceError, TransientSourceError, UnsafePathError
 from agent.infra.config import parse_completion
 from agent.pipeline.discovery import Discovery
 from agent.pipeline.staging import stage_version, verify_local
 from agent.service.publish import publish
+from tests.emulators import MotoServer
 from tests.gcs import new_bucket, running_server
 from tests.proxy import Fault, Proxy
 from tests.stores import Store
@@ -204,3 +205,26 @@ def test_a_gcs_server_stopped_mid_download_is_retried_until_it_returns(tmp_path:
         assert all(isinstance(err, TransientSourceError) for err in failures)
         assert verify_local(tmp_path / "v", 1)
         assert staged.bytes == manifest.total_bytes
+
+
+@pytest.mark.parametrize("scheme", ["s3", "az"])
+def test_missing_credentials_name_the_fix(
+    scheme: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no credentials anywhere, s3:// fails permanently naming IRSA and the AWS variables, and az://
+    fails at once naming AZURE_STORAGE_CONNECTION_STRING and the account URL."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT", raising=False)
+    if scheme == "az":
+        with pytest.raises(ConfigError, match=r"AZURE_STORAGE_CONNECTION_STRING.*endpoint_url"):
+            open_source("az://models/m")
+        return
+    moto: MotoServer = request.getfixturevalue("moto")
+    source = open_source("s3://models/m", endpoint_url=moto.url)
+    with pytest.raises(PermanentSourceError, match="no AWS credentials found; use IRSA"):
+        source.list_versions()
