@@ -13,7 +13,7 @@ staging checks the bytes it downloads against the manifest as on every scheme. D
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,8 @@ from azure.core.rest import HttpRequest
 from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClient
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.adapters.sources.streams import (
-    CHUNK_SIZE,
-    CountingReader,
-    crc32c_of_bytes,
-    crc32c_of_file,
-    write_chunks,
-)
+from agent.adapters.sources.prefixes import ChecksummedSink, split_bucket_uri, versions_in
+from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
     ConfigError,
     PermanentSourceError,
@@ -41,7 +36,7 @@ from agent.core.errors import (
     SourceError,
     TransientSourceError,
 )
-from agent.core.manifest import check_name, version_from_name
+from agent.core.manifest import check_name
 
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 _POOL_SIZE = 64  # the highest download_concurrency the config allows; requests keeps only 10 by default
@@ -52,16 +47,7 @@ CRC32C_METADATA = "crc32c"
 
 def split_az_uri(uri: str) -> tuple[str, str]:
     """``az://container/a/b`` → ``("container", "a/b/")``; the prefix is empty or ends with '/'."""
-    if not uri.startswith("az://"):
-        raise ConfigError(f"{uri!r} is not an az:// URI; write az://container/prefix")
-    container, _, prefix = uri[len("az://") :].partition("/")
-    if not _CONTAINER.fullmatch(container):
-        raise ConfigError(
-            f"{uri!r}: {container!r} is not a valid container name (3-63 lowercase letters, digits, "
-            "single hyphens)"
-        )
-    prefix = prefix.strip("/")
-    return container, f"{prefix}/" if prefix else ""
+    return split_bucket_uri(uri, "az", _CONTAINER, "3-63 lowercase letters, digits, single hyphens")
 
 
 def make_service(
@@ -183,8 +169,7 @@ class AzureSource(_AzurePrefix):
     """A ``ModelSource`` over ``az://container/prefix/<N>/...``, through ``service`` (see make_service)."""
 
     def list_versions(self) -> frozenset[int]:
-        names = (p[len(self._prefix) :].rstrip("/") for p in self._container.prefixes(self._prefix))
-        return frozenset(v for v in map(version_from_name, names) if v is not None)
+        return versions_in(self._prefix, self._container.prefixes(self._prefix))
 
     def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
         base = f"{self._prefix}{version}/"
@@ -208,33 +193,14 @@ class AzureSource(_AzurePrefix):
         return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
 
 
-class AzureSink(_AzurePrefix):
-    """A ``ModelSink`` writing blobs under ``az://container/prefix/``; each write is one blob upload."""
+class AzureSink(ChecksummedSink):
+    """A ``ModelSink`` writing blobs under ``az://container/prefix/``; each write is one blob upload with
+    the crc32c in its metadata."""
 
-    def upload(
-        self,
-        path: Path,
-        name: str,
-        *,
-        on_bytes: Callable[[int], None] | None = None,
-        crc32c: str | None = None,
-    ) -> None:
-        checksum = crc32c if crc32c is not None else crc32c_of_file(path)
-        with path.open("rb") as handle:
-            body = handle if on_bytes is None else CountingReader(handle, on_bytes)
-            self._container.put(self._blob(name), body, checksum, length=path.stat().st_size)
-
-    def write_bytes(self, name: str, data: bytes) -> None:
-        self._container.put(self._blob(name), data, crc32c_of_bytes(data), length=len(data))
-
-    def exists(self, name: str) -> bool:
-        return self._container.exists(self._blob(name))
-
-    def delete(self, name: str) -> None:
-        self._container.delete(self._blob(name))
-
-    def _blob(self, name: str) -> str:
-        return self._prefix + check_name(name, where=self._uri)
+    def __init__(self, uri: str, service: BlobServiceClient) -> None:
+        container, prefix = split_az_uri(uri)
+        store = AzureContainer(service.get_container_client(container))
+        super().__init__(f"az://{container}/{prefix}".rstrip("/"), prefix, store)
 
 
 def read_az_uri(uri: str, service: BlobServiceClient) -> bytes:

@@ -25,6 +25,7 @@ from google.cloud import storage
 from google.cloud.storage import exceptions as storage_exceptions
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
+from agent.adapters.sources.prefixes import split_bucket_uri, versions_in
 from agent.adapters.sources.streams import CHUNK_SIZE, CountingReader, write_chunks
 from agent.core.errors import (
     ConfigError,
@@ -34,7 +35,7 @@ from agent.core.errors import (
     SourceError,
     TransientSourceError,
 )
-from agent.core.manifest import check_name, version_from_name
+from agent.core.manifest import check_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _POOL_SIZE = 64  # the highest download_concurrency the config allows; requests keeps only 10 by default
@@ -43,15 +44,7 @@ _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 def split_gs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` → ``("bucket", "a/b/")``; the prefix is empty or ends with '/'."""
-    if not uri.startswith("gs://"):
-        raise ConfigError(f"{uri!r} is not a gs:// URI; write gs://bucket/prefix")
-    bucket, _, prefix = uri[len("gs://") :].partition("/")
-    if not _BUCKET.fullmatch(bucket):
-        raise ConfigError(
-            f"{uri!r}: {bucket!r} is not a valid bucket name (lowercase letters, digits, - _ .)"
-        )
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/" if prefix else ""
+    return split_bucket_uri(uri, "gs", _BUCKET, "lowercase letters, digits, - _ .")
 
 
 def make_client() -> storage.Client:
@@ -160,8 +153,7 @@ class GcsSource(_GcsPrefix):
         super().__init__(uri, client=client, timeout=timeout)
 
     def list_versions(self) -> frozenset[int]:
-        names = (p[len(self._prefix) :].rstrip("/") for p in self._bucket.prefixes(self._prefix))
-        return frozenset(v for v in map(version_from_name, names) if v is not None)
+        return versions_in(self._prefix, self._bucket.prefixes(self._prefix))
 
     def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
         base = f"{self._prefix}{version}/"

@@ -13,7 +13,7 @@ reports that same value back. Every botocore error becomes a ``SourceError`` in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,13 +25,8 @@ from botocore import exceptions as boto_exceptions
 from botocore.config import Config
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.adapters.sources.streams import (
-    CHUNK_SIZE,
-    CountingReader,
-    crc32c_of_bytes,
-    crc32c_of_file,
-    write_chunks,
-)
+from agent.adapters.sources.prefixes import ChecksummedSink, split_bucket_uri, versions_in
+from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
     ConfigError,
     PermanentSourceError,
@@ -40,7 +35,7 @@ from agent.core.errors import (
     SourceError,
     TransientSourceError,
 )
-from agent.core.manifest import check_name, version_from_name
+from agent.core.manifest import check_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _POOL_SIZE = 64  # the highest download_concurrency the config allows; botocore keeps only 10 by default
@@ -57,15 +52,7 @@ _MAX_PUT = 5 * 2**30  # S3's limit for one PutObject; larger files would need a 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/a/b`` → ``("bucket", "a/b/")``; the prefix is empty or ends with '/'."""
-    if not uri.startswith("s3://"):
-        raise ConfigError(f"{uri!r} is not an s3:// URI; write s3://bucket/prefix")
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    if not _BUCKET.fullmatch(bucket):
-        raise ConfigError(
-            f"{uri!r}: {bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, - .)"
-        )
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/" if prefix else ""
+    return split_bucket_uri(uri, "s3", _BUCKET, "3-63 lowercase letters, digits, - .")
 
 
 def make_client(
@@ -218,8 +205,7 @@ class S3Source(_S3Prefix):
         self._listing_checksums = listing_checksums
 
     def list_versions(self) -> frozenset[int]:
-        names = (p[len(self._prefix) :].rstrip("/") for p in self._bucket.prefixes(self._prefix))
-        return frozenset(v for v in map(version_from_name, names) if v is not None)
+        return versions_in(self._prefix, self._bucket.prefixes(self._prefix))
 
     def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
         base = f"{self._prefix}{version}/"
@@ -245,36 +231,14 @@ class S3Source(_S3Prefix):
         return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
 
 
-class S3Sink(_S3Prefix):
-    """A ``ModelSink`` writing objects under ``s3://bucket/prefix/``; each write is one PutObject."""
+class S3Sink(ChecksummedSink):
+    """A ``ModelSink`` writing objects under ``s3://bucket/prefix/``; each write is one PutObject carrying
+    the file's CRC32C."""
 
     def __init__(self, uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> None:
-        super().__init__(uri, client=client, endpoint_url=endpoint_url)
-
-    def upload(
-        self,
-        path: Path,
-        name: str,
-        *,
-        on_bytes: Callable[[int], None] | None = None,
-        crc32c: str | None = None,
-    ) -> None:
-        checksum = crc32c if crc32c is not None else crc32c_of_file(path)
-        with path.open("rb") as handle:
-            body = handle if on_bytes is None else CountingReader(handle, on_bytes)
-            self._bucket.put(self._key(name), body, checksum, length=path.stat().st_size)
-
-    def write_bytes(self, name: str, data: bytes) -> None:
-        self._bucket.put(self._key(name), data, crc32c_of_bytes(data), length=len(data))
-
-    def exists(self, name: str) -> bool:
-        return self._bucket.exists(self._key(name))
-
-    def delete(self, name: str) -> None:
-        self._bucket.delete(self._key(name))
-
-    def _key(self, name: str) -> str:
-        return self._prefix + check_name(name, where=self._uri)
+        bucket, prefix = split_s3_uri(uri)
+        store = S3Bucket(client if client is not None else make_client(endpoint_url), bucket)
+        super().__init__(f"s3://{bucket}/{prefix}".rstrip("/"), prefix, store)
 
 
 def read_s3_uri(uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> bytes:

@@ -1,0 +1,85 @@
+"""What the bucket adapters share: ``scheme://bucket/prefix`` URIs, version folders from a delimited listing,
+and the sink of the stores that take a crc32c with every write (S3, Azure).
+
+Each adapter keeps its own library calls and error mapping; only the logic that is the same for every store
+lives here, so the schemes cannot drift apart (a prefix always ends with '/', a version folder is a
+canonical integer, every name is checked before it reaches a store).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent.adapters.sources.streams import CountingReader, crc32c_of_bytes, crc32c_of_file
+from agent.core.errors import ConfigError
+from agent.core.manifest import check_name, version_from_name
+
+
+def split_bucket_uri(uri: str, scheme: str, bucket_name: re.Pattern[str], rule: str) -> tuple[str, str]:
+    """``<scheme>://bucket/a/b`` → ``("bucket", "a/b/")``; the prefix is empty or ends with '/'. ``rule``
+    says in words what ``bucket_name`` allows, for the error."""
+    start = f"{scheme}://"
+    noun = "container" if scheme == "az" else "bucket"
+    if not uri.startswith(start):
+        raise ConfigError(f"{uri!r} is not a {start} URI; write {start}{noun}/prefix")
+    bucket, _, prefix = uri[len(start) :].partition("/")
+    if not bucket_name.fullmatch(bucket):
+        raise ConfigError(f"{uri!r}: {bucket!r} is not a valid {noun} name ({rule})")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def versions_in(prefix: str, folders: Iterable[str]) -> frozenset[int]:
+    """The integer versions among the "sub-folders" (``<prefix><N>/``) of a delimited listing."""
+    names = (folder[len(prefix) :].rstrip("/") for folder in folders)
+    return frozenset(v for v in map(version_from_name, names) if v is not None)
+
+
+class ChecksummedStore(Protocol):
+    """Whole-object writes that carry the object's crc32c (S3: checked by the store; Azure: kept as
+    metadata)."""
+
+    def put(self, name: str, data: Any, crc32c: str, *, length: int) -> None: ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class ChecksummedSink:
+    """A ``ModelSink`` over a ``ChecksummedStore``: every upload computes (or is given) the file's crc32c."""
+
+    def __init__(self, uri: str, prefix: str, store: ChecksummedStore) -> None:
+        self._uri, self._prefix, self._store = uri, prefix, store
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    def upload(
+        self,
+        path: Path,
+        name: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        crc32c: str | None = None,
+    ) -> None:
+        checksum = crc32c if crc32c is not None else crc32c_of_file(path)
+        with path.open("rb") as handle:
+            body = handle if on_bytes is None else CountingReader(handle, on_bytes)
+            self._store.put(self._key(name), body, checksum, length=path.stat().st_size)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self._store.put(self._key(name), data, crc32c_of_bytes(data), length=len(data))
+
+    def exists(self, name: str) -> bool:
+        return self._store.exists(self._key(name))
+
+    def delete(self, name: str) -> None:
+        self._store.delete(self._key(name))
+
+    def _key(self, name: str) -> str:
+        return self._prefix + check_name(name, where=self._uri)
