@@ -26,7 +26,13 @@ from azure.core.rest import HttpRequest
 from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClient
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.adapters.sources.prefixes import ChecksummedSink, split_bucket_uri, versions_in
+from agent.adapters.sources.prefixes import (
+    POOL_SIZE,
+    TRANSIENT_STATUS,
+    ChecksummedSink,
+    split_bucket_uri,
+    versions_in,
+)
 from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
     ConfigError,
@@ -39,9 +45,7 @@ from agent.core.errors import (
 from agent.core.manifest import check_name
 
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
-_POOL_SIZE = 64  # the highest download_concurrency the config allows; requests keeps only 10 by default
 _RANGE = 4 * 2**20  # bytes per ranged GET of the SDK's own downloader (small reads): at most this is held
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 CRC32C_METADATA = "crc32c"
 
 
@@ -55,7 +59,7 @@ def make_service(
 ) -> BlobServiceClient:
     """A blob service client from a connection string, or an account URL with DefaultAzureCredential."""
     session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     transport = RequestsTransport(
@@ -230,7 +234,7 @@ def _status_error(status: int | None, what: str, detail: str) -> SourceError:
         return PreconditionFailed(f"{text} (the blob changed since it was read)")
     if status == 429:
         return RateLimitedError(text)
-    if status is None or status in _TRANSIENT_STATUS:
+    if status is None or status in TRANSIENT_STATUS:
         return TransientSourceError(text)
     return PermanentSourceError(text)
 

@@ -25,7 +25,12 @@ from google.cloud import storage
 from google.cloud.storage import exceptions as storage_exceptions
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.adapters.sources.prefixes import split_bucket_uri, versions_in
+from agent.adapters.sources.prefixes import (
+    POOL_SIZE,
+    TRANSIENT_STATUS,
+    split_bucket_uri,
+    versions_in,
+)
 from agent.adapters.sources.streams import CHUNK_SIZE, CountingReader, write_chunks
 from agent.core.errors import (
     ConfigError,
@@ -38,8 +43,6 @@ from agent.core.errors import (
 from agent.core.manifest import check_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
-_POOL_SIZE = 64  # the highest download_concurrency the config allows; requests keeps only 10 by default
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def split_gs_uri(uri: str) -> tuple[str, str]:
@@ -51,7 +54,7 @@ def make_client() -> storage.Client:
     """A storage client with default credentials, or anonymous against ``STORAGE_EMULATOR_HOST``."""
     with mapped("creating the Google Cloud Storage client"):
         client = storage.Client(project=None)
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
         client._http.mount("https://", adapter)
         client._http.mount("http://", adapter)
     return client
@@ -227,7 +230,7 @@ def _status_error(status: int, what: str, detail: str = "") -> SourceError:
         return PreconditionFailed(f"{text} (the object changed since it was read)")
     if status == 429:
         return RateLimitedError(text)
-    if status in _TRANSIENT_STATUS:
+    if status in TRANSIENT_STATUS:
         return TransientSourceError(text)
     return PermanentSourceError(text)
 

@@ -17,6 +17,12 @@ from agent.adapters.sources.streams import CountingReader, crc32c_of_bytes, crc3
 from agent.core.errors import ConfigError
 from agent.core.manifest import check_name, version_from_name
 
+POOL_SIZE = 64
+"""HTTP connections an adapter keeps per host: the highest download_concurrency the config allows (requests
+and botocore keep only 10 by default)."""
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+"""HTTP statuses every store means as "try again later"."""
+
 
 def split_bucket_uri(uri: str, scheme: str, bucket_name: re.Pattern[str], rule: str) -> tuple[str, str]:
     """``<scheme>://bucket/a/b`` → ``("bucket", "a/b/")``; the prefix is empty or ends with '/'. ``rule``

@@ -25,7 +25,13 @@ from botocore import exceptions as boto_exceptions
 from botocore.config import Config
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
-from agent.adapters.sources.prefixes import ChecksummedSink, split_bucket_uri, versions_in
+from agent.adapters.sources.prefixes import (
+    POOL_SIZE,
+    TRANSIENT_STATUS,
+    ChecksummedSink,
+    split_bucket_uri,
+    versions_in,
+)
 from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
     ConfigError,
@@ -38,8 +44,6 @@ from agent.core.errors import (
 from agent.core.manifest import check_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_POOL_SIZE = 64  # the highest download_concurrency the config allows; botocore keeps only 10 by default
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_CODES = frozenset(
     {"SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable"}
 )
@@ -74,7 +78,7 @@ def _config(timeout: float, addressing: str) -> Config:
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=timeout,
         read_timeout=timeout,
-        max_pool_connections=_POOL_SIZE,
+        max_pool_connections=POOL_SIZE,
         s3={"addressing_style": addressing},
         # Checksums only where we send them (uploads): no CRC32 computed over every small request.
         request_checksum_calculation="when_required",
@@ -266,7 +270,7 @@ def _client_error(err: boto_exceptions.ClientError, what: str) -> SourceError:
         return PreconditionFailed(f"{text} (the object changed since it was read)")
     if status == 429 or code == "SlowDown":
         return RateLimitedError(text)
-    if status in _TRANSIENT_STATUS or code in _TRANSIENT_CODES:
+    if status in TRANSIENT_STATUS or code in _TRANSIENT_CODES:
         return TransientSourceError(text)
     return PermanentSourceError(text)
 
