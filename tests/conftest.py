@@ -9,7 +9,15 @@ import pytest
 
 from tests.servers import skip_devserver_only
 
-SCRUBBED = ("STORAGE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "POD_NAME")
+SCRUBBED = (
+    "STORAGE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    "POD_NAME",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT",
+)
 
 
 @pytest.fixture(autouse=True)
