@@ -313,9 +313,12 @@ def fleet_uri(source: str, fleet: str) -> str:
     return f"{source.rstrip('/')}/{FLEET_FOLDER}/{fleet}"
 
 
-def open_coordinator(source: str, settings: FleetSettings, clock: Clock) -> FleetCoordinator:
-    """The coordinator for the model at ``source`` (its bucket prefix) in the configured fleet."""
-    store = open_record_store(fleet_uri(source, settings.name))
+def open_coordinator(
+    source: str, settings: FleetSettings, clock: Clock, *, endpoint_url: str | None = None
+) -> FleetCoordinator:
+    """The coordinator for the model at ``source`` (its bucket prefix, reached through ``endpoint_url`` on
+    s3:// and az://) in the configured fleet."""
+    store = open_record_store(fleet_uri(source, settings.name), endpoint_url=endpoint_url)
     return FleetCoordinator(store, FleetParams.from_settings(settings), clock)
 
 

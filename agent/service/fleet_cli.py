@@ -46,7 +46,8 @@ def _coordinator(settings: AgentSettings, model: ModelSettings, fleet_name: str 
         FleetParams.from_settings(settings.fleet) if settings.fleet else FleetParams(name, admin.OPERATOR)
     )
     params = FleetParams(**{**params.__dict__, "fleet": name, "pod": admin.OPERATOR})
-    return FleetCoordinator(open_record_store(fleet_uri(model.source, name)), params, SystemClock())
+    store = open_record_store(fleet_uri(model.source, name), endpoint_url=model.endpoint_url)
+    return FleetCoordinator(store, params, SystemClock())
 
 
 def _model(settings: AgentSettings, name: str) -> ModelSettings:
@@ -174,7 +175,10 @@ def _incomplete(model: ModelSettings, version: int) -> str | None:
     from agent.adapters.sources import open_source
     from agent.pipeline.discovery import Discovery
 
-    result = Discovery(open_source(model.source), model.completion, model=model.name).poll()
+    source = open_source(
+        model.source, endpoint_url=model.endpoint_url, listing_checksums=model.completion.mode != "manifest"
+    )
+    result = Discovery(source, model.completion, model=model.name).poll()
     if version in result.complete:
         return None
     if version in result.invalid:
