@@ -68,10 +68,11 @@ def test_a_fault_mid_download_is_retried_until_the_version_stages(
     proxy.inject(fault, match=SHARD_GET, times=2)
     failures: list[Exception] = []
     retry = retry_policy(initial=0.01, maximum=0.05, deadline=60, on_error=failures.append)
-    source = remote_store.source(uri, via=proxy.url, timeout=2)
+    # A stall ends only at the client's read timeout; other faults keep a loaded machine's margin.
+    source = remote_store.source(uri, via=proxy.url, timeout=3 if fault == "stall" else 30)
     staged = stage_version(source, manifest, tmp_path / "v", concurrency=2, retry=retry)
     assert len(proxy.faults) == 2, proxy.faults
-    assert len(failures) == 2
+    assert sum("shard-0" in str(err) for err in failures) >= 2, failures
     assert all(isinstance(err, TransientSourceError) for err in failures), failures
     assert verify_local(tmp_path / "v", 1)
     assert staged.bytes == manifest.total_bytes
