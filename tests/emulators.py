@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from tests.servers import REPO_ROOT, free_port
+from tests.servers import REPO_ROOT, free_port, terminate
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -88,14 +88,8 @@ class _Process:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, timeout=10)
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
