@@ -14,18 +14,21 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from agent.adapters.prometheus import MetricQuery, PrometheusClient
 from agent.adapters.sources.base import ModelSource
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import ServedModel
-from agent.core.errors import AgentError, ConfigError, GoldenFileError, PermanentSourceError
-from agent.core.golden import Golden, parse_golden
+from agent.core.errors import ConfigError, GoldenFileError, PermanentSourceError
+from agent.core.wedge import ReloadWatch
 from agent.infra.clock import Clock, SystemClock
 from agent.infra.config import AgentSettings, ModelSettings
 from agent.infra.logs import event
 from agent.infra.metrics import AgentMetrics
 from agent.infra.state import StateStore
-from agent.pipeline.reconciler import GoldenLoader, ModelReconciler, PassResult
+from agent.pipeline.golden_feed import GenerationReader, GoldenBytesReader, GoldenFeed
+from agent.pipeline.reconciler import ModelReconciler, PassResult
 from agent.pipeline.staging import clean_staging, verify_local
+from agent.pipeline.volume import VolumeLimit
 from agent.service.scheduler import poll_gap_seconds
 
 log = logging.getLogger("tfs_agent")
@@ -39,10 +42,51 @@ class SourceFactory(Protocol):
     ) -> ModelSource: ...
 
 
-class BytesReader(Protocol):
-    """``read_uri``: the bytes of one small file (the golden file)."""
+class UriReader(Protocol):
+    """``read_uri``: the golden file's bytes (of ``generation`` where the store can), through the model's
+    endpoint on s3:// and az://."""
 
-    def __call__(self, uri: str, *, endpoint_url: str | None = None) -> bytes: ...
+    def __call__(
+        self, uri: str, generation: str | None = None, *, endpoint_url: str | None = None
+    ) -> bytes: ...
+
+
+class UriStat(Protocol):
+    """``stat_uri``: the golden file's generation token, without reading it."""
+
+    def __call__(self, uri: str, *, endpoint_url: str | None = None) -> str: ...
+
+
+def volume_limit(settings: AgentSettings) -> VolumeLimit | None:
+    """The models volume's limit over everything the agent keeps on it: each model's local_path and the
+    state directory (the default layout puts both on the one emptyDir)."""
+    limit = settings.serving.local_volume_limit
+    if limit is None:
+        return None
+    return VolumeLimit(limit, [*(m.local_path for m in settings.models), settings.state_dir])
+
+
+def _source_options(model: ModelSettings) -> dict[str, Any]:
+    """What only the s3:// and az:// adapters read: the endpoint, and whether listings must carry checksums
+    (marker and quiet completion build the manifest from them). Nothing for other schemes, so a factory
+    for file:// or gs:// (or a test's fake) needs no keywords."""
+    if not model.source.startswith(("s3://", "az://")):
+        return {}
+    return {"endpoint_url": model.endpoint_url, "listing_checksums": model.completion.mode != "manifest"}
+
+
+def _golden_feed(model: ModelSettings, read_uri: UriReader, stat_uri: UriStat | None) -> GoldenFeed | None:
+    """The model's golden file, read through its ``endpoint_url`` when it lives on the source's store."""
+    golden = model.golden
+    if golden is None:
+        return None
+    same_store = golden.split("://")[0] == model.source.split("://")[0]
+    endpoint = model.endpoint_url if same_store else None
+    read: GoldenBytesReader = lambda uri, generation: read_uri(uri, generation, endpoint_url=endpoint)  # noqa: E731
+    stat: GenerationReader | None = None
+    if stat_uri is not None:
+        stat = lambda uri: stat_uri(uri, endpoint_url=endpoint)  # noqa: E731
+    return GoldenFeed(golden, read=read, stat=stat)
 
 
 class UnknownModelError(KeyError):
@@ -58,53 +102,49 @@ class Agent:
         *,
         serving: ServingControl,
         open_source: SourceFactory,
-        read_uri: BytesReader,
+        read_uri: UriReader,
+        stat_uri: UriStat | None = None,
+        live: MetricQuery | None = None,
         clock: Clock | None = None,
         registry: CollectorRegistry | None = None,
+        reload_watch: ReloadWatch | None = None,
     ) -> None:
+        """``stat_uri`` lets a changed golden file be noticed without reading it (else it is read every
+        pass); ``live`` answers ``replace_below: {query: ...}`` (default: ``monitoring.prometheus_url``).
+        ``reload_watch`` is the one the TF Serving client fills (cli.build_agent); /status, the
+        wedge gauge and /livez/tfserving read it."""
         self.settings = settings
         self.serving = serving
         self.clock = clock or SystemClock()
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
         self.state = StateStore(settings.state_dir)
-        self.read_uri = read_uri
+        if live is None and settings.monitoring.prometheus_url:
+            timeout = settings.monitoring.query_timeout.total_seconds()
+            live = PrometheusClient(settings.monitoring.prometheus_url, timeout=timeout)
         self.initial_config_written = threading.Event()
+        self.volume = volume_limit(settings)
+        self.reload_watch = reload_watch or ReloadWatch(settings.serving.wedge_reload_deadlines)
         self.reconcilers = {
             m.name: ModelReconciler(
                 m,
-                source=open_source(
-                    m.source,
-                    endpoint_url=m.endpoint_url,
-                    listing_checksums=m.completion.mode != "manifest",
-                ),
+                source=open_source(m.source, **_source_options(m)),
                 serving=serving,
                 state=self.state,
                 metrics=self.metrics,
                 clock=self.clock,
-                golden=self._golden_loader(m),
+                golden=_golden_feed(m, read_uri, stat_uri),
                 load_timeout=settings.serving.load_timeout.total_seconds(),
                 shadow_suffix=settings.candidate_suffix,
                 # Cron schedules too: the stale-model alert needs every model's longest gap between polls.
                 poll_interval=poll_gap_seconds(m.schedule),
+                live=live if m.policy.live_floor is not None else None,
+                volume=self.volume,
             )
             for m in settings.models
         }
-
-    def _golden_loader(self, model: ModelSettings) -> GoldenLoader:
-        def load() -> Golden | None:
-            if model.golden is None:
-                return None
-            try:
-                same_store = model.golden.split("://")[0] == model.source.split("://")[0]
-                data = self.read_uri(model.golden, endpoint_url=model.endpoint_url if same_store else None)
-            except AgentError as err:
-                if err.retryable:  # the bucket hiccuped: a pass to retry, not a broken golden file
-                    raise
-                raise GoldenFileError(f"cannot read golden file {model.golden}: {err.reason}") from err
-            return parse_golden(data, origin=model.golden)
-
-        return load
+        for name in self.reconcilers:  # one TF Serving, one answer for every model it serves
+            self.metrics.watch_reloads(name, lambda: self.reload_watch.wedged)
 
     # ---- start-up ----------------
 
@@ -165,6 +205,23 @@ class Agent:
 
     # ---- HTTP views ----------------
 
+    def tfserving(self) -> dict[str, Any]:
+        """What the agent knows of TF Serving's own health: whether its reloads look wedged, and why."""
+        watch = self.reload_watch
+        return {
+            "reload_wedged": watch.wedged,
+            "reload_deadlines_in_a_row": watch.deadlines,
+            "reason": watch.reason,
+        }
+
+    def tfserving_liveness(self) -> tuple[bool, str]:
+        """For TF Serving's livenessProbe (GET /livez/tfserving): not live only while its reloads are wedged
+        and ``serving.wedge_liveness`` opts in; the kubelet then restarts the server container."""
+        if not self.settings.serving.wedge_liveness:
+            return True, "ok (serving.wedge_liveness is off: this endpoint always answers 200)"
+        reason = self.reload_watch.reason
+        return (False, reason) if reason else (True, "ok")
+
     def healthy(self) -> bool:
         return self.initial_config_written.is_set()
 
@@ -177,6 +234,7 @@ class Agent:
             "healthy": self.healthy(),
             "ready": self.readiness()[0],
             "models": {name: r.status() for name, r in self.reconcilers.items()},
+            "tfserving": self.tfserving(),
         }
 
     # ---- admin actions (AdminActions protocol of agent.service.http) ----------------

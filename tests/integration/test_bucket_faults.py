@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.adapters.sources import open_source, read_uri
+from agent.adapters.sources import open_source, read_uri, stat_uri
 from agent.adapters.sources.base import ObjectNotFoundError
 from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.retrying import retry_policy
@@ -229,3 +229,26 @@ def test_missing_credentials_name_the_fix(
     source = open_source("s3://models/m", endpoint_url=moto.url)
     with pytest.raises(PermanentSourceError, match="no AWS credentials found; use IRSA"):
         source.list_versions()
+
+
+def test_golden_file_generation_moves_on_rewrite(
+    remote_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stat_uri reads only the object's generation (GCS generation, S3/Azure ETag); a rewrite gives a new
+    one, and read_uri of that generation returns the new bytes. The store must refuse a generation that is
+    gone, so a read pinned to a stale stat cannot pass here by accident."""
+    uri = remote_store.new_uri()
+    remote_store.put(uri, "golden/m.json", b'{"instances": [1]}')
+    for name, value in remote_store.env().items():
+        monkeypatch.setenv(name, value)
+    golden = f"{uri}/golden/m.json"
+    first = stat_uri(golden)
+    assert stat_uri(golden) == first
+    remote_store.put(uri, "golden/m.json", b'{"instances": [2]}')
+    second = stat_uri(golden)
+    assert second != first
+    assert read_uri(golden, second) == b'{"instances": [2]}'
+    with pytest.raises(ObjectNotFoundError):
+        read_uri(golden, first)
+    with pytest.raises(ObjectNotFoundError):
+        stat_uri(f"{uri}/golden/absent.json")

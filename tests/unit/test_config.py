@@ -72,9 +72,16 @@ def test_completion_modes(value: str, mode: str, arg: object) -> None:
         ({"policy": {"window": "* * *"}}, "5 fields"),
         ({"policy": {"versions": "oldest"}}, "policy.versions"),
         ({"schedule": {"interval": "0s"}}, "interval must be positive"),
-        ({"schedule": {"cron": "61 * * * *"}}, "outside 0-59"),
+        ({"schedule": {"cron": "61 * * * *"}}, "bad minute field (takes 0-59)"),
         ({"name": "../evil"}, "usable model name"),
         ({"keep_versions": 0}, "keep_versions"),
+        ({"policy": {"window_timezone": "Mars/Olympus"}}, "'Mars/Olympus' is not an IANA time zone"),
+        ({"policy": {"replace_below": {"accurcy": 0.9}}}, "unknown metric(s) ['accurcy']"),
+        ({"policy": {"replace_below": {"accuracy": 0.9}}}, "set golden, or give a live metric"),
+        ({"policy": {"replace_below": {"query": "up"}}}, "exactly one of below: (accuracy-like) or above:"),
+        ({"policy": {"replace_below": {"query": "up", "below": 1, "abov": 2}}}, "abov: Extra inputs"),
+        ({"policy": {"rescore_interval": "0s"}}, "rescore_interval must be positive"),
+        ({"policy": {"replace_below": {"query": "up", "below": 0.8}}}, "set monitoring.prometheus_url"),
     ],
 )
 def test_errors_name_the_key(patch: dict[str, object], needle: str) -> None:
@@ -82,6 +89,46 @@ def test_errors_name_the_key(patch: dict[str, object], needle: str) -> None:
     with pytest.raises(ConfigError, match=None) as info:
         settings_from_mapping({"models": [{**MODEL, **patch}]})
     assert needle in str(info.value)
+
+
+def test_performance_policy_sources() -> None:
+    """replace_below takes golden floors (with a golden file) or a live PromQL floor (with Prometheus)."""
+    golden = settings_from_mapping(
+        {"models": [{**MODEL, "golden": "/g.json", "policy": {"replace_below": {"accuracy": 0.8}}}]}
+    ).models[0]
+    assert (golden.policy.golden_floor, golden.policy.live_floor) == ({"accuracy": 0.8}, None)
+    assert golden.policy.rescore_interval.total_seconds() == 600
+    live = settings_from_mapping(
+        {
+            "monitoring": {"prometheus_url": "http://prometheus:9090"},
+            "models": [
+                {**MODEL, "policy": {"replace_below": {"query": "up", "above": 0.1, "name": "errors"}}}
+            ],
+        }
+    ).models[0]
+    floor = live.policy.live_floor
+    assert floor is not None
+    assert (floor.query, floor.below, floor.above, floor.name) == ("up", None, 0.1, "errors")
+    assert live.policy.golden_floor is None
+
+
+def test_window_names_and_time_zone() -> None:
+    """A window written with names in a named zone loads; the zone is a real tzinfo."""
+    policy = (
+        settings_from_mapping(
+            {
+                "models": [
+                    {
+                        **MODEL,
+                        "policy": {"window": "* 9-16 * JAN-DEC MON-FRI", "window_timezone": "Europe/Berlin"},
+                    }
+                ]
+            }
+        )
+        .models[0]
+        .policy
+    )
+    assert str(policy.window_tz) == "Europe/Berlin"
 
 
 def test_s3_and_az_sources_take_an_endpoint_url() -> None:
@@ -94,10 +141,8 @@ def test_s3_and_az_sources_take_an_endpoint_url() -> None:
             ]
         }
     ).models
-    assert [(m.source, m.endpoint_url) for m in models] == [
-        ("s3://b/m", "http://minio:9000"),
-        ("az://c/a", None),
-    ]
+    found = [(m.source, m.endpoint_url) for m in models]
+    assert found == [("s3://b/m", "http://minio:9000"), ("az://c/a", None)]
 
 
 def test_azure_credentials_come_from_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,3 +221,43 @@ def test_bad_notifications_are_named(notifications: object, source: str, expecte
     """A malformed path, both or neither, a file:// source or a typo: a ConfigError naming the fix."""
     with pytest.raises(ConfigError, match=re.escape(expected)):
         settings_from_mapping(_notified(notifications, source))
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("10Gi", 10 * 2**30),
+        ("500Mi", 500 * 2**20),
+        ("2G", 2 * 10**9),
+        ("1.5Ki", 1536),
+        (4096, 4096),
+        ("7", 7),
+    ],
+)
+def test_volume_limit_takes_kubernetes_quantities(text: object, size: int) -> None:
+    """serving.local_volume_limit reads the emptyDir's sizeLimit as written in a manifest."""
+    s = settings_from_mapping({"serving": {"local_volume_limit": text}, "models": [MODEL]})
+    assert s.serving.local_volume_limit == size
+
+
+@pytest.mark.parametrize("text", ["10GB", "ten", "-1Gi", "0", "1 Gi Mi", ""])
+def test_bad_volume_limit_names_the_value_and_the_fix(text: str) -> None:
+    """A size that does not parse is a ConfigError naming the key, the value and how to write one."""
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping({"serving": {"local_volume_limit": text}, "models": [MODEL]})
+    assert "serving.local_volume_limit" in str(err.value)
+    assert repr(text) in str(err.value)
+    assert "10Gi" in str(err.value)
+
+
+def test_gate_defaults() -> None:
+    """The gates default to: no volume limit, reject signature breaks, wedge after 3 deadlines, no liveness,
+    and a ReloadConfig deadline of load_timeout + 30s."""
+    s = settings_from_mapping({"serving": {"load_timeout": "60s"}, "models": [MODEL]})
+    assert s.serving.local_volume_limit is None
+    assert s.models[0].policy.signature_change == "reject"
+    assert (s.serving.wedge_reload_deadlines, s.serving.wedge_liveness) == (3, False)
+    assert s.serving.reload_deadline == timedelta(seconds=90)
+    assert settings_from_mapping({"serving": {"reload_timeout": "5s"}}).serving.reload_deadline == timedelta(
+        seconds=5
+    )

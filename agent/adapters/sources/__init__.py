@@ -1,8 +1,9 @@
 """Pick the adapter for a URI: the only place that knows which schemes exist.
 
 ``open_source`` (read side, the agent), ``open_sink`` (write side, ``tfs-agent publish``),
-``open_record_store`` (the fleet's compare-and-swap records) and ``read_uri`` (one small file such as a
-golden file, given as gs://, s3://, az://, file:// or a plain path). Each cloud SDK
+``open_record_store`` (the fleet's compare-and-swap records), ``read_uri`` (one small file such as a
+golden file, given as gs://, s3://, az://, file:// or a plain path) and ``stat_uri`` (that file's
+generation, without reading it, so a changed golden file is noticed cheaply every pass). Each cloud SDK
 is imported only when a URI of its scheme is used, so a deployment pays only for the stores it reads
 (benchmarks/footprint.py). ``endpoint_url`` is a model's override for s3:// (an S3-compatible store) and
 az:// (the account URL); other schemes ignore it.
@@ -23,7 +24,13 @@ from agent.adapters.sources.base import (
     RecordInfo,
     RecordStore,
 )
-from agent.adapters.sources.local import LocalSink, LocalSource, path_from_file_uri, read_local_file
+from agent.adapters.sources.local import (
+    LocalSink,
+    LocalSource,
+    path_from_file_uri,
+    read_local_file,
+    stat_local_file,
+)
 from agent.adapters.sources.local_records import LocalRecordStore
 from agent.adapters.sources.retrying import retry_policy
 from agent.core.errors import ConfigError
@@ -43,6 +50,7 @@ __all__ = [
     "open_source",
     "read_uri",
     "retry_policy",
+    "stat_uri",
 ]
 
 _SCHEMES = "gs://bucket/prefix, s3://bucket/prefix, az://container/prefix or file:///absolute/dir"
@@ -109,30 +117,52 @@ def open_record_store(uri: str, *, endpoint_url: str | None = None) -> RecordSto
     raise ConfigError(f"{uri!r}: unsupported record store; write {_SCHEMES}")
 
 
-def read_uri(uri: str, *, endpoint_url: str | None = None) -> bytes:
-    """The bytes of one small file named by a gs://, s3://, az:// or file:// URI, or a plain path.
+def read_uri(uri: str, generation: str | None = None, *, endpoint_url: str | None = None) -> bytes:
+    """The bytes of one small file named by a gs://, s3://, az:// or file:// URI, or a plain path; of exactly
+    ``generation`` when given (the one ``stat_uri`` saw; gs, s3, az).
 
     Raises ObjectNotFoundError if it does not exist, other SourceErrors when it cannot be read.
     """
     if uri.startswith("gs://"):
         from agent.adapters.sources.gcs import read_gs_uri
 
-        return read_gs_uri(uri)
+        return read_gs_uri(uri, generation=generation)
     if uri.startswith("s3://"):
         from agent.adapters.sources.s3 import read_s3_uri
 
-        return read_s3_uri(uri, endpoint_url=endpoint_url)
+        return read_s3_uri(uri, endpoint_url=endpoint_url, generation=generation)
     if uri.startswith("az://"):
         from agent.adapters.sources.azure import read_az_uri
 
-        return read_az_uri(uri, _azure_service(endpoint_url))
+        return read_az_uri(uri, _azure_service(endpoint_url), generation)
+    return read_local_file(_local_path(uri))
+
+
+def stat_uri(uri: str, *, endpoint_url: str | None = None) -> str:
+    """The file's generation: GCS's object generation, the S3 or Azure ETag, or a local file's mtime and
+    size. No content read."""
+    if uri.startswith("gs://"):
+        from agent.adapters.sources.gcs import stat_gs_uri
+
+        return stat_gs_uri(uri)
+    if uri.startswith("s3://"):
+        from agent.adapters.sources.s3 import stat_s3_uri
+
+        return stat_s3_uri(uri, endpoint_url=endpoint_url)
+    if uri.startswith("az://"):
+        from agent.adapters.sources.azure import stat_az_uri
+
+        return stat_az_uri(uri, _azure_service(endpoint_url))
+    return stat_local_file(_local_path(uri))
+
+
+def _local_path(uri: str) -> Path:
     if "://" in uri and not uri.startswith("file://"):
         raise ConfigError(
             f"{uri!r}: unsupported scheme; write gs://, s3://, az:// or file:// followed by the path, "
             "or a plain path"
         )
-    path = path_from_file_uri(uri) if uri.startswith("file://") else Path(uri)
-    return read_local_file(path)
+    return path_from_file_uri(uri) if uri.startswith("file://") else Path(uri)
 
 
 def _azure_service(account_url: str | None) -> Any:

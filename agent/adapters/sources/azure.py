@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 import urllib3
+from azure.core import MatchConditions
 from azure.core import exceptions as az_exceptions
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
@@ -135,10 +136,24 @@ class AzureContainer:
             finally:
                 response.close()
 
-    def read(self, name: str) -> bytes:
-        """A small blob's bytes."""
-        with mapped(f"reading {self.name}/{name}"):
-            return bytes(self.client.get_blob_client(name).download_blob(max_concurrency=1).readall())
+    def read(self, name: str, etag: str | None = None) -> bytes:
+        """A small blob's bytes (of exactly ``etag`` when given: the one a stat saw; a newer blob is
+        ObjectNotFoundError, as GCS answers for a generation that is gone)."""
+        what = f"reading {self.name}/{name}"
+        condition: dict[str, Any] = (
+            {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        )
+        try:
+            with mapped(what):
+                blob = self.client.get_blob_client(name)
+                return bytes(blob.download_blob(max_concurrency=1, **condition).readall())
+        except PreconditionFailed as err:
+            raise ObjectNotFoundError(f"{what}: ETag {etag} is gone (rewritten since)") from err
+
+    def etag(self, name: str) -> str:
+        """The blob's ETag: one HEAD; it changes whenever the blob is rewritten."""
+        with mapped(f"checking {self.name}/{name}"):
+            return str(self.client.get_blob_client(name).get_blob_properties().etag)
 
     def put(self, name: str, data: Any, crc32c: str, *, length: int) -> None:
         """Write one blob whole, its crc32c in the metadata; a reader sees the old blob or the new one."""
@@ -207,12 +222,23 @@ class AzureSink(ChecksummedSink):
         super().__init__(f"az://{container}/{prefix}".rstrip("/"), prefix, store)
 
 
-def read_az_uri(uri: str, service: BlobServiceClient) -> bytes:
-    """The bytes of one blob named by a full ``az://container/path`` URI."""
+def read_az_uri(uri: str, service: BlobServiceClient, generation: str | None = None) -> bytes:
+    """The bytes of one blob named by a full ``az://container/path`` URI (of ETag ``generation`` if given)."""
+    container, name = _blob_uri(uri)
+    return AzureContainer(service.get_container_client(container)).read(name, generation)
+
+
+def stat_az_uri(uri: str, service: BlobServiceClient) -> str:
+    """The ETag of the blob named by ``az://container/path`` (cheap: no content is read)."""
+    container, name = _blob_uri(uri)
+    return AzureContainer(service.get_container_client(container)).etag(name)
+
+
+def _blob_uri(uri: str) -> tuple[str, str]:
     container, name = split_az_uri(uri)
     if not name:
         raise ConfigError(f"{uri!r} names a container, not a blob; write az://container/path/to/file")
-    return AzureContainer(service.get_container_client(container)).read(name.rstrip("/"))
+    return container, name.rstrip("/")
 
 
 def _error_code(response: Any) -> str:

@@ -89,11 +89,19 @@ class GcsBucket:
         with mapped(f"downloading {what}"), self._get(name, what) as response:
             return write_chunks(response.raw.stream(CHUNK_SIZE, decode_content=False), dest)
 
-    def read(self, name: str) -> bytes:
-        """A small object's bytes."""
+    def read(self, name: str, generation: str | None = None) -> bytes:
+        """A small object's bytes (of exactly ``generation`` when given: the one a stat saw)."""
         what = f"gs://{self.name}/{name}"
-        with mapped(f"reading {what}"), self._get(name, what) as response:
+        with mapped(f"reading {what}"), self._get(name, what, generation) as response:
             return bytes(response.raw.read(decode_content=False))
+
+    def generation(self, name: str) -> str:
+        """The object's generation: one metadata GET, which changes whenever the object is rewritten."""
+        with mapped(f"checking gs://{self.name}/{name}"):
+            blob = self._bucket.get_blob(name, **self._opts())
+        if blob is None:
+            raise ObjectNotFoundError(f"gs://{self.name}/{name}: no such object")
+        return str(blob.generation)
 
     def upload(self, path: Path, name: str, on_bytes: Callable[[int], None] | None = None) -> None:
         with mapped(f"uploading {path} to gs://{self.name}/{name}"), path.open("rb") as handle:
@@ -116,11 +124,11 @@ class GcsBucket:
             self._bucket.blob(name).delete(timeout=self._timeout)
 
     @contextmanager
-    def _get(self, name: str, what: str) -> Iterator[requests.Response]:
+    def _get(self, name: str, what: str, generation: str | None = None) -> Iterator[requests.Response]:
         url = (
             f"{self.client.api_endpoint}/download/storage/v1/b/{quote(self.name, safe='')}"
             f"/o/{quote(name, safe='')}?alt=media"
-        )
+        ) + (f"&generation={quote(generation)}" if generation else "")
         # The library's own authorized session: same credentials, token refresh and connection pool.
         session: requests.Session = self.client._http
         # Ask for the stored bytes (no decompressive transcoding) so the crc32c matches the listing's.
@@ -209,12 +217,23 @@ class GcsSink(_GcsPrefix):
         return self._prefix + check_name(name, where=self._uri)
 
 
-def read_gs_uri(uri: str, *, client: storage.Client | None = None) -> bytes:
-    """The bytes of one object named by a full ``gs://bucket/path`` URI."""
+def read_gs_uri(uri: str, *, client: storage.Client | None = None, generation: str | None = None) -> bytes:
+    """The bytes of one object named by a full ``gs://bucket/path`` URI (of ``generation`` when given)."""
+    bucket, name = _object_uri(uri)
+    return GcsBucket(client if client is not None else make_client(), bucket).read(name, generation)
+
+
+def stat_gs_uri(uri: str, *, client: storage.Client | None = None) -> str:
+    """The generation of the object named by ``gs://bucket/path`` (cheap: no content is read)."""
+    bucket, name = _object_uri(uri)
+    return GcsBucket(client if client is not None else make_client(), bucket).generation(name)
+
+
+def _object_uri(uri: str) -> tuple[str, str]:
     bucket, name = split_gs_uri(uri)
     if not name:
         raise ConfigError(f"{uri!r} names a bucket, not an object; write gs://bucket/path/to/file")
-    return GcsBucket(client if client is not None else make_client(), bucket).read(name.rstrip("/"))
+    return bucket, name.rstrip("/")
 
 
 def _status_error(status: int, what: str, detail: str = "") -> SourceError:

@@ -132,10 +132,17 @@ class S3Bucket:
             finally:
                 body.close()
 
-    def read(self, key: str) -> bytes:
-        """A small object's bytes."""
-        with mapped(f"reading s3://{self.name}/{key}"):
-            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
+    def read(self, key: str, etag: str | None = None) -> bytes:
+        """A small object's bytes (of exactly ``etag`` when given: the one a stat saw; a newer object is
+        ObjectNotFoundError, as GCS answers for a generation that is gone)."""
+        what = f"reading s3://{self.name}/{key}"
+        condition = {"IfMatch": etag} if etag else {}
+        try:
+            with mapped(what):
+                body = self.client.get_object(Bucket=self.name, Key=key, **condition)["Body"]
+        except PreconditionFailed as err:
+            raise ObjectNotFoundError(f"{what}: ETag {etag} is gone (rewritten since)") from err
+        with mapped(what):
             try:
                 return bytes(body.read())
             finally:
@@ -157,6 +164,11 @@ class S3Bucket:
                 ChecksumAlgorithm="CRC32C",
                 ChecksumCRC32C=crc32c,
             )
+
+    def etag(self, key: str) -> str:
+        """The object's ETag: one HeadObject; it changes whenever the object is rewritten."""
+        with mapped(f"checking s3://{self.name}/{key}"):
+            return str(self.client.head_object(Bucket=self.name, Key=key)["ETag"])
 
     def exists(self, key: str) -> bool:
         try:
@@ -245,12 +257,23 @@ class S3Sink(ChecksummedSink):
         super().__init__(f"s3://{bucket}/{prefix}".rstrip("/"), prefix, store)
 
 
-def read_s3_uri(uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> bytes:
-    """The bytes of one object named by a full ``s3://bucket/key`` URI."""
+def read_s3_uri(uri: str, *, endpoint_url: str | None = None, generation: str | None = None) -> bytes:
+    """The bytes of one object named by a full ``s3://bucket/key`` URI (of ETag ``generation`` if given)."""
+    bucket, key = _object_uri(uri)
+    return S3Bucket(make_client(endpoint_url), bucket).read(key, generation)
+
+
+def stat_s3_uri(uri: str, *, endpoint_url: str | None = None) -> str:
+    """The ETag of the object named by ``s3://bucket/key`` (cheap: no content is read)."""
+    bucket, key = _object_uri(uri)
+    return S3Bucket(make_client(endpoint_url), bucket).etag(key)
+
+
+def _object_uri(uri: str) -> tuple[str, str]:
     bucket, key = split_s3_uri(uri)
     if not key:
         raise ConfigError(f"{uri!r} names a bucket, not an object; write s3://bucket/path/to/file")
-    return S3Bucket(client if client is not None else make_client(endpoint_url), bucket).read(key.rstrip("/"))
+    return bucket, key.rstrip("/")
 
 
 def _client_error(err: boto_exceptions.ClientError, what: str) -> SourceError:
