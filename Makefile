@@ -33,8 +33,8 @@ suite: install azurite
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check agent devserver tests benchmarks docker
-	$(BIN)/ruff format --check agent devserver tests benchmarks docker
+	$(BIN)/ruff check agent devserver testkit tests benchmarks docker
+	$(BIN)/ruff format --check agent devserver testkit tests benchmarks docker
 
 typecheck: install
 	$(BIN)/mypy --strict agent devserver/tfs_devserver

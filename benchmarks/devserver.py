@@ -61,13 +61,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, workdir: Path) -> str:
     """Start a server, measure, stop it; returns the report."""
-    from tests.savedmodels import build_half_plus_two
-    from tests.servers import running_server, server_command
+    from testkit.savedmodels import build_half_plus_two
+    from testkit.servers import running_server, server_command
 
     base = workdir / "models" / "half_plus_two"
     build_half_plus_two(base, 1, weight_mb=args.weight_mb)
     with running_server(workdir, model_name="half_plus_two", model_base_path=base, rest=False) as server:
-        from tests.servers import predict_request
+        from testkit.servers import predict_request
 
         payload = predict_request("half_plus_two", [1.0] * args.batch).SerializeToString()
         _client(server.grpc_address, payload, 1.0, 500)  # warm-up

@@ -22,7 +22,7 @@ from typing import Any
 from agent.core.fleet_records import Phase, capacity
 from agent.fleet import FleetParams
 from agent.fleet.simulation import LIST_PAGE, Simulation, Timing
-from benchmarks.harness import write_json
+from testkit.harness import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.service.publish import publish
-from benchmarks.harness import counter, write_json
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
-from tests.savedmodels import build_half_plus_two
-from tests.sdk_probe import SOURCES, probe
+from testkit.harness import counter, write_json
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two
+from testkit.sdk_probe import SOURCES, probe
+from testkit.stack import MODEL, Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = (MODEL, "m2", "m3")
@@ -153,12 +153,13 @@ def measure(tmp: Path, *, seconds: float, big_mb: float, interval: str = "5s") -
         assert stack.agent is not None
         assert stack.agent.proc is not None
         agent = stack.agent
-        wait_for(
-            "three models serving",
+        poll_until(
             lambda: all(
                 agent.model(n).get("serving") == 1 and agent.model(n).get("pending") is None for n in MODELS
             ),
-            120,
+            timeout=120,
+            interval=0.1,
+            what="three models serving",
         )
         pid = agent.proc.pid  # type: ignore[union-attr]
         result = {"idle": idle(pid, seconds, stack), "tensorflow_in_agent": tensorflow_mapped(pid)}

@@ -32,12 +32,12 @@ from agent.infra.config import settings_from_mapping
 from agent.pipeline.reconciler import PassResult
 from agent.service.app import Agent
 from agent.service.runner import run_forever
-from benchmarks.harness import write_json
-from tests.fakes_serving import FakeServing
-from tests.fakes_sources import manifest_for
-from tests.gcs import Notify, Proxy, new_bucket, running_server
-from tests.pubsub import TOPIC, PubSubEmulator
-from tests.servers import poll_until
+from testkit.fakes_serving import FakeServing
+from testkit.fakes_sources import manifest_for
+from testkit.gcs import Notify, Proxy, new_bucket, running_server
+from testkit.harness import write_json
+from testkit.poll import poll_until
+from testkit.pubsub import TOPIC, PubSubEmulator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "m"

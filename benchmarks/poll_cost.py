@@ -19,8 +19,8 @@ from agent.core.domain import MANIFEST_NAME
 from agent.core.manifest import serialize_manifest
 from agent.infra.config import parse_completion
 from agent.pipeline.discovery import Discovery
-from tests.fakes_sources import manifest_for
-from tests.gcs import FakeGcsServer, Proxy, new_bucket, running_server
+from testkit.fakes_sources import manifest_for
+from testkit.gcs import FakeGcsServer, Proxy, new_bucket, running_server
 
 FILES_PER_VERSION = 50
 

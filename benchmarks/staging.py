@@ -37,9 +37,9 @@ from agent.adapters.sources.streams import CHUNK_SIZE, fsync_path, read_chunks, 
 from agent.core.domain import Manifest
 from agent.pipeline.staging import stage_version
 from agent.service.publish import publish
-from tests.emulators import AZURITE_ACCOUNT, Azurite, MotoServer, running
-from tests.gcs import FakeGcsServer, Proxy, new_bucket, running_server
-from tests.stores import AzureStore, FileStore, GcsStore, S3Store, Store
+from testkit.emulators import AZURITE_ACCOUNT, Azurite, MotoServer, running
+from testkit.gcs import FakeGcsServer, Proxy, new_bucket, running_server
+from testkit.stores import AzureStore, FileStore, GcsStore, S3Store, Store
 
 Action = Callable[[Path], None]
 THREADS = (1, 2, 4, 8)  # downloads in flight: the agent's concurrency and the ceiling's threads alike

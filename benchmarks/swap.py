@@ -8,7 +8,7 @@ leaves it alone and TF Serving replays nothing — validation is byte-for-byte t
 warmup differs).
 
 Definitions. The **swap window** runs from the agent recording ``pending.step = load`` in its state file
-(the Recorder in benchmarks/harness.py reads each write's mtime) to TF Serving logging ``Done unloading`` for
+(the Recorder in testkit/harness.py reads each write's mtime) to TF Serving logging ``Done unloading`` for
 the old version; the **validation window** from the shadow model appearing in the config file to it leaving;
 **steady state** is every request outside [manifest written, old version unloaded + 0.2 s] of every
 promotion. **Time to serve** runs from the version appearing complete in the bucket (its directory, manifest
@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 
 from agent.service.publish import publish
-from benchmarks.harness import SHADOW, Recorder, Samples, percentiles, scrape, write_json
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
-from tests.savedmodels import build_half_plus_two
+from testkit.harness import SHADOW, Recorder, Samples, percentiles, scrape, write_json
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import MODEL, Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img" / "swap.png"
@@ -124,7 +124,12 @@ def run_variant(
                 before = stage_sums(stack)
                 published = release(side, stack, version)
                 stack.wait_serving(version, timeout=120)
-                wait_for(f"v{version - 1} unloaded", partial(unloaded, stack, version - 1), 30)
+                poll_until(
+                    partial(unloaded, stack, version - 1),
+                    timeout=30,
+                    interval=0.1,
+                    what=f"v{version - 1} unloaded",
+                )
                 marks.append(
                     {"version": version, "published": published, "stages": _delta(before, stage_sums(stack))}
                 )

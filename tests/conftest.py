@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.servers import skip_devserver_only
+from testkit.servers import skip_devserver_only
 
 SCRUBBED = (
     "STORAGE_EMULATOR_HOST",

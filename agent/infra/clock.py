@@ -51,11 +51,12 @@ def utc(ts: float) -> datetime:
 
 
 class ManualClock:
-    """A ``Clock`` that moves only when told to; ``sleep`` advances it instantly (tests, the fleet
-    simulation)."""
+    """The one simulated ``Clock`` (the fleet simulation, and every test through testkit): it moves only when
+    told to (``advance``) or slept on (``sleep`` advances it at once and records the wait in ``sleeps``)."""
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self.now = start
+        self.sleeps: list[float] = []
 
     def time(self) -> float:
         return self.now
@@ -64,6 +65,7 @@ class ManualClock:
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
         self.now += max(0.0, seconds)
 
     def advance(self, seconds: float) -> None:

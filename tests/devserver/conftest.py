@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import ServerHandle, model_config_list, running_server
+from testkit.servers import ServerHandle, model_config_list, running_server
 
 # Stock retries (5 x 60 s) would make every failing load in the suite take five minutes
 # (docs/tfserving-behaviour.md#b12).

@@ -12,7 +12,8 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.servers import poll_until, predict_request
+from testkit.poll import poll_until
+from testkit.servers import predict_request
 from tfs_devserver.tensors import from_numpy
 
 

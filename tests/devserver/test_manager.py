@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import poll_until
+from testkit.poll import poll_until
 from tfs_devserver.manager import Manager, ManagerOptions
 from tfs_devserver.monitor import ManagerState, ServableState, StateMonitor
 from tfs_devserver.status import Code, ServingError

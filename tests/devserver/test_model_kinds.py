@@ -24,6 +24,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from testkit.servers import ServerHandle, model_config, model_config_list
 from tests.devserver.helpers import assert_rpc_error, float_examples
 from tests.devserver.tf1_models import (
     build_asset_table,
@@ -31,7 +32,6 @@ from tests.devserver.tf1_models import (
     build_keras,
     build_tf2_module,
 )
-from tests.servers import ServerHandle, model_config, model_config_list
 from tfs_devserver.tensors import from_numpy, to_numpy
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

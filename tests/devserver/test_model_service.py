@@ -11,9 +11,10 @@ from pathlib import Path
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2
 
+from testkit.poll import poll_until
+from testkit.savedmodels import build_gated_model, build_half_plus_two, corrupt_savedmodel, write_warmup
+from testkit.servers import ServerHandle, model_config, model_config_list
 from tests.devserver.helpers import Background, Gate, assert_rpc_error, gated_request
-from tests.savedmodels import build_gated_model, build_half_plus_two, corrupt_savedmodel, write_warmup
-from tests.servers import ServerHandle, model_config, model_config_list, poll_until
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

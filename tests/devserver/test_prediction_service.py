@@ -20,9 +20,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from testkit.savedmodels import build_example_model, build_gated_model, build_half_plus_two, write_warmup
+from testkit.servers import ServerHandle, model_config, model_config_list, predict_request
 from tests.devserver.helpers import Background, Gate, assert_rpc_error, float_examples, gated_request
-from tests.savedmodels import build_example_model, build_gated_model, build_half_plus_two, write_warmup
-from tests.servers import ServerHandle, model_config, model_config_list, predict_request
 from tfs_devserver.tensors import from_numpy
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from tests.savedmodels import build_example_model, build_gated_model, build_half_plus_two
-from tests.servers import ServerHandle, model_config, model_config_list
+from testkit.savedmodels import build_example_model, build_gated_model, build_half_plus_two
+from testkit.servers import ServerHandle, model_config, model_config_list
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.savedmodels import build_half_plus_two
-from tests.servers import free_port, port_open
+from testkit.ports import free_port, port_open
+from testkit.savedmodels import build_half_plus_two
 from tfs_devserver import config as cfg
 from tfs_devserver.flags import Flags
 from tfs_devserver.server import DevServer

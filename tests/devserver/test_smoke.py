@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.savedmodels import build_half_plus_two
-from tests.servers import running_server
+from testkit.savedmodels import build_half_plus_two
+from testkit.servers import running_server
 
 
 def test_serves_a_savedmodel_over_grpc_and_rest(tmp_path: Path) -> None:

@@ -15,18 +15,11 @@ import grpc
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
+from testkit.poll import poll_until
+from testkit.ports import free_port, port_open
+from testkit.savedmodels import build_gated_model, build_half_plus_two, corrupt_savedmodel, write_warmup
+from testkit.servers import ServerHandle, model_config, model_config_list, running_server, start_server
 from tests.devserver.helpers import Background, Gate, assert_rpc_error, gated_request
-from tests.savedmodels import build_gated_model, build_half_plus_two, corrupt_savedmodel, write_warmup
-from tests.servers import (
-    ServerHandle,
-    free_port,
-    model_config,
-    model_config_list,
-    poll_until,
-    port_open,
-    running_server,
-    start_server,
-)
 
 
 def _failed_start(server: ServerHandle) -> str:

@@ -17,16 +17,10 @@ from typing import Any
 
 from tensorflow_serving.apis import predict_pb2
 
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two
+from testkit.servers import REPO_ROOT, ServerHandle, model_config, model_config_list, predict_request
 from tests.devserver.load_client import write_requests
-from tests.savedmodels import build_half_plus_two
-from tests.servers import (
-    REPO_ROOT,
-    ServerHandle,
-    model_config,
-    model_config_list,
-    poll_until,
-    predict_request,
-)
 
 
 class LoadClient:

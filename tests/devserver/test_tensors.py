@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from tests.dtypes import NUMERIC
+from testkit.dtypes import NUMERIC
 from tfs_devserver.status import Code, ServingError
 from tfs_devserver.tensors import dtype_name, from_numpy, to_numpy
 

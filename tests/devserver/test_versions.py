@@ -10,9 +10,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from testkit.poll import poll_until
+from testkit.savedmodels import build_gated_model, build_half_plus_two, corrupt_savedmodel, write_warmup
+from testkit.servers import ServerHandle, model_config, model_config_list
 from tests.devserver.helpers import Gate, gated_request
-from tests.savedmodels import build_gated_model, build_half_plus_two, corrupt_savedmodel, write_warmup
-from tests.servers import ServerHandle, model_config, model_config_list, poll_until
 
 
 def _overwrite_in_place(source: Path, target: Path) -> None:

@@ -13,7 +13,7 @@ TF Serving's ``SavedModelBundle`` (a Session over the ``serve`` MetaGraph):
 - ``build_tf2_module``: ``tf.saved_model.save`` of a ``tf.Module``; ``x`` float32 [-1, 1] → ``y = a*x + b``.
 - ``build_keras``: ``keras.Model.export`` of ``Dense(1)`` with kernel ``a`` and bias ``b``; ``x`` [-1, 1] →
   ``output_0``. Its MatMul needs a matrix, so ``[1]`` is refused by the graph itself.
-Each writes ``<base_path>/<version>`` atomically (tests.savedmodels' install, cached per parameters).
+Each writes ``<base_path>/<version>`` atomically (testkit.savedmodels' install, cached per parameters).
 
 B-numbers are the behaviours in docs/tfserving-behaviour.md.
 """
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.savedmodels import _install
+from testkit.savedmodels import _install
 
 CLASSES = ("lo", "hi")
 VOCABULARY = ("apple", "banana", "cherry")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Stack
+from testkit.stack import Stack
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import GOLDEN, MODEL, Stack
-from tests.emulators import AWS_ENV, Azurite, MotoServer, running
-from tests.savedmodels import build_half_plus_two
-from tests.stores import AzureStore, S3Store, Store
+from testkit.emulators import AWS_ENV, Azurite, MotoServer, running
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import GOLDEN, MODEL, Stack
+from testkit.stores import AzureStore, S3Store, Store
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Stack
-from tests.savedmodels import build_half_plus_two
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.slow
 

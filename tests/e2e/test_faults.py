@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.faults import FAULTS, goals, run, table
+from testkit.faults import FAULTS, goals, run, table
 
 pytestmark = pytest.mark.slow
 

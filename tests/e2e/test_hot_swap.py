@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
-from tests.faulty_models import build_degrading
-from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
+from testkit.faulty_models import build_degrading
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two, corrupt_savedmodel
+from testkit.stack import MODEL, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +103,12 @@ def test_agent_sigkilled_mid_promotion_converges(stacks: list[Stack], tmp_path: 
     stack.wait_serving(1, timeout=90)
     load = stack.load(rate=30)
     stack.publish(2)
-    wait_for("the bake step", lambda: (stack.model().get("pending") or {}).get("step") == "bake", 60)
+    poll_until(
+        lambda: (stack.model().get("pending") or {}).get("step") == "bake",
+        timeout=60,
+        interval=0.1,
+        what="the bake step",
+    )
     stack.restart_agent(kill=True)
     stack.wait_serving(2)
     assert load.stop()["failed"] == 0
@@ -138,10 +143,12 @@ def test_tfserving_restarted_mid_swap_converges(stacks: list[Stack], tmp_path: P
         pending = stack.model().get("pending")
         return pending is not None and step in ("any", pending.get("step"))
 
-    wait_for(f"a promotion at step {step}", reached, 60)
+    poll_until(reached, timeout=60, interval=0.1, what=f"a promotion at step {step}")
     stack.restart_server(kill=True)
     stack.wait_serving(2, timeout=90)
-    model = wait_for("ready", lambda: (m := stack.model()).get("ready") and m, 60)
+    model = poll_until(
+        lambda: (m := stack.model()).get("ready") and m, timeout=60, interval=0.1, what="ready"
+    )
     assert model["quarantined"] == {}
     assert stack.tfs_state()[2][0] == "AVAILABLE"
 
@@ -152,8 +159,11 @@ def test_window_holds_newer_version(stacks: list[Stack], tmp_path: Path) -> None
     stack.publish(1)
     stack.wait_serving(1)
     stack.publish(2)
-    plan = wait_for(
-        "the window hold", lambda: (p := stack.model().get("last_plan")) and p["action"] == "wait" and p, 30
+    plan = poll_until(
+        lambda: (p := stack.model().get("last_plan")) and p["action"] == "wait" and p,
+        timeout=30,
+        interval=0.1,
+        what="the window hold",
     )
     assert plan["version"] == 2
     assert "window" in plan["reason"]
@@ -189,7 +199,7 @@ def test_admin_api_needs_the_token(stacks: list[Stack], tmp_path: Path) -> None:
 def test_gcs_bucket_end_to_end(stacks: list[Stack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """gs:// through the real fake-gcs-server: publish, the agent stages and promotes, an incomplete upload
     (no manifest) is never picked up."""
-    from tests.gcs import FakeGcsServer
+    from testkit.gcs import FakeGcsServer
 
     gcs = FakeGcsServer(tmp_path)
     gcs.start()

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
-from tests.prometheus import PrometheusProcess
-from tests.servers import free_port
+from testkit.poll import poll_until
+from testkit.ports import free_port
+from testkit.prometheus import PrometheusProcess
+from testkit.stack import MODEL, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -58,17 +58,27 @@ def test_live_metric_crossing_the_floor_promotes(tmp_path: Path, exporter: Expor
     )
     stack.config["monitoring"] = {"prometheus_url": prometheus.url, "query_timeout": "2s"}
     try:
-        wait_for("Prometheus to scrape the exporter", lambda: prometheus.value(QUERY) == 0.85, 30)
+        poll_until(
+            lambda: prometheus.value(QUERY) == 0.85,
+            timeout=30,
+            interval=0.1,
+            what="Prometheus to scrape the exporter",
+        )
         stack.start()
         stack.publish(1)
         stack.wait_serving(1, timeout=120)
         stack.publish(2)
-        reason = wait_for("v2 held by the live metric", lambda: held_reason(stack), 60)
+        reason = poll_until(
+            lambda: held_reason(stack), timeout=60, interval=0.1, what="v2 held by the live metric"
+        )
         assert reason == f"serving version still performs: online accuracy 0.85 ≥ 0.8 (query {QUERY})"
 
         prometheus.stop()
-        reason = wait_for(
-            "the outage shown", lambda: "unreachable" in held_reason(stack) and held_reason(stack)
+        reason = poll_until(
+            lambda: "unreachable" in held_reason(stack) and held_reason(stack),
+            timeout=60,
+            interval=0.1,
+            what="the outage shown",
         )
         assert f"127.0.0.1:{prometheus.port} is unreachable" in reason
         problems = stack.model()["evidence"]["problems"]

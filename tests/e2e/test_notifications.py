@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from agent.core.domain import MANIFEST_NAME
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
-from tests.gcs import FakeGcsServer, Notify, new_bucket
-from tests.pubsub import TOPIC, PubSubEmulator, emulator_missing
+from testkit.gcs import FakeGcsServer, Notify, new_bucket
+from testkit.poll import poll_until
+from testkit.pubsub import TOPIC, PubSubEmulator, emulator_missing
+from testkit.stack import MODEL, Stack
 
 pytestmark = [
     pytest.mark.slow,
@@ -80,8 +80,13 @@ def metric(stack: Stack, sample: str, **labels: str) -> float:
 def started(stack: Stack, stacks: list[Stack]) -> Stack:
     stacks.append(stack)  # closed by the fixture even if starting fails half-way
     stack.start()
-    wait_for("the agent subscribed", lambda: connected(stack), timeout=60)
-    wait_for("the first pass", lambda: metric(stack, "tfs_agent_polls_total", outcome="ok") >= 1)
+    poll_until(lambda: connected(stack), timeout=60, interval=0.1, what="the agent subscribed")
+    poll_until(
+        lambda: metric(stack, "tfs_agent_polls_total", outcome="ok") >= 1,
+        timeout=60,
+        interval=0.1,
+        what="the first pass",
+    )
     return stack
 
 
@@ -135,18 +140,35 @@ def test_duplicate_late_and_foreign_events_change_nothing(
     # Foreign: another prefix in the same bucket (a real upload) and another bucket's manifest.
     world.gcs.client().bucket(bucket).blob(f"other/7/{MANIFEST_NAME}").upload_from_string(b"{}")
     world.emulator.publish({"bucketId": "elsewhere", "objectId": f"{MODEL}/9/{MANIFEST_NAME}"})
-    wait_for("foreign events", lambda: metric(stack, EVENTS, kind="ignored") >= 2)
+    poll_until(
+        lambda: metric(stack, EVENTS, kind="ignored") >= 2, timeout=60, interval=0.1, what="foreign events"
+    )
     # Late: v1's manifest again after v2 serves. Its pass is the only one since `polls` was read.
     late = {"bucketId": bucket, "objectId": f"{MODEL}/1/{MANIFEST_NAME}", "eventType": "OBJECT_FINALIZE"}
     world.emulator.publish(late)
-    wait_for("the late event's pass", lambda: metric(stack, "tfs_agent_polls_total", outcome="ok") > polls)
+    poll_until(
+        lambda: metric(stack, "tfs_agent_polls_total", outcome="ok") > polls,
+        timeout=60,
+        interval=0.1,
+        what="the late event's pass",
+    )
     assert metric(stack, "tfs_agent_polls_total", outcome="ok") == polls + 1
     # Duplicated: v2's manifest twice more.
     manifests = metric(stack, EVENTS, kind="manifest")
     for _ in range(2):
         world.emulator.publish({**late, "objectId": f"{MODEL}/2/{MANIFEST_NAME}"})
-    wait_for("the duplicates", lambda: metric(stack, EVENTS, kind="manifest") >= manifests + 2)
-    wait_for("their pass", lambda: metric(stack, "tfs_agent_polls_total", outcome="ok") > polls + 1)
+    poll_until(
+        lambda: metric(stack, EVENTS, kind="manifest") >= manifests + 2,
+        timeout=60,
+        interval=0.1,
+        what="the duplicates",
+    )
+    poll_until(
+        lambda: metric(stack, "tfs_agent_polls_total", outcome="ok") > polls + 1,
+        timeout=60,
+        interval=0.1,
+        what="their pass",
+    )
     model = stack.model()
     assert model["serving"] == 2
     assert model["quarantined"] == {}

@@ -10,10 +10,10 @@ import yaml
 
 from agent.adapters.tfserving.client import initial_config
 from agent.service.publish import publish
-from tests.agentproc import tfs_agent
-from tests.e2e.stack import GOLDEN, MODEL, SERVER_FLAGS
-from tests.savedmodels import build_half_plus_two
-from tests.servers import start_server
+from testkit.agentproc import tfs_agent
+from testkit.savedmodels import build_half_plus_two
+from testkit.servers import start_server
+from testkit.stack import GOLDEN, MODEL, SERVER_FLAGS
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agentproc import tfs_agent
+from testkit.agentproc import tfs_agent
 
 
 def _config(tmp_path: Path) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from agent.service.publish import publish
-from tests.agentproc import tfs_agent, wait_for
-from tests.e2e.stack import MODEL, Stack
-from tests.savedmodels import build_half_plus_two
+from testkit.agentproc import tfs_agent
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import MODEL, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -88,9 +89,19 @@ def test_admin_actions_metrics_and_json_log(stack: Stack, tmp_path: Path) -> Non
     assert stack.server is not None
     stack.server.stop()
     outage = {"model": "w", "stage": "serving", "error": "ServingUnavailableError"}
-    wait_for("the outage counted", lambda: (agent.metric("tfs_agent_errors_total", **outage) or 0) >= 1)
+    poll_until(
+        lambda: (agent.metric("tfs_agent_errors_total", **outage) or 0) >= 1,
+        timeout=60,
+        interval=0.1,
+        what="the outage counted",
+    )
     assert (agent.metric("tfs_agent_polls_total", model="w", outcome="error") or 0) >= 1
-    wait_for("w not ready", lambda: agent.metric("tfs_agent_model_ready", model="w") == 0)
+    poll_until(
+        lambda: agent.metric("tfs_agent_model_ready", model="w") == 0,
+        timeout=60,
+        interval=0.1,
+        what="w not ready",
+    )
     assert agent.get("/readyz")[0] == 503
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.agentproc import wait_for
-from tests.e2e.stack import Stack
-from tests.savedmodels import build_half_plus_two
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Gold
 
         yield GoldenStore(f"file://{path}", write_file), {}
         return
-    from tests.gcs import FakeGcsServer
+    from testkit.gcs import FakeGcsServer
 
     gcs = FakeGcsServer(tmp_path)
     gcs.start()
@@ -101,14 +101,21 @@ def test_refreshed_golden_file_replaces_a_degraded_version(
         stack.publish(1)
         stack.wait_serving(1, timeout=120)
         stack.publish(2, lambda base, v: build_half_plus_two(base, v, b=3.0))
-        reason = wait_for("v2 held by the performance policy", lambda: held_reason(stack), 60)
+        reason = poll_until(
+            lambda: held_reason(stack), timeout=60, interval=0.1, what="v2 held by the performance policy"
+        )
         assert "serving accuracy 0.85 ≥ 0.8 on golden generation" in reason
         assert 'tfs_agent_validation_metric{metric="accuracy",model="m",role="serving"} 0.85' in metrics(
             stack
         )
 
         golden_store.write(b'{"instances": [1.0, ')  # the labelling pipeline uploads half a file
-        problem = wait_for("the broken refresh reported", lambda: evidence(stack).get("problems", {}), 30)
+        problem = poll_until(
+            lambda: evidence(stack).get("problems", {}),
+            timeout=30,
+            interval=0.1,
+            what="the broken refresh reported",
+        )
         assert "not valid JSON" in problem["golden"]
         assert 'tfs_agent_evidence_ok{model="m",source="golden"} 0.0' in metrics(stack)
         assert "serving accuracy 0.85" in held_reason(stack)

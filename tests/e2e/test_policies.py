@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
+from testkit.poll import poll_until
+from testkit.stack import MODEL, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,9 @@ def _wait_on_disk(stack: Stack, *versions: int) -> None:
     def on_disk() -> set[int]:
         return {int(p.name) for p in (stack.volume / MODEL).iterdir() if p.name.isdigit()}
 
-    wait_for(f"exactly {versions} on disk", lambda: on_disk() == set(versions))
+    poll_until(
+        lambda: on_disk() == set(versions), timeout=60, interval=0.1, what=f"exactly {versions} on disk"
+    )
 
 
 def test_latest_follows_a_bucket_rollback_and_keeps_one_version(stack: Stack) -> None:

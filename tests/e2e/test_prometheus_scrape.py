@@ -10,10 +10,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,7 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.prometheus import prometheus_argv, prometheus_config, query
+from testkit.poll import poll_until
+from testkit.ports import free_port
+from testkit.prometheus import prometheus_argv, prometheus_config, query
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "k8s" / "monitoring" / "rules.yaml"
@@ -36,12 +36,6 @@ TFS_AGENT = [sys.executable, "-c", "from agent.service.cli import main; main()"]
 _NEVER = "0001-01-01T00:00:00Z"
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get_json(url: str) -> Any:
@@ -88,15 +82,17 @@ class Stack:
 
     def wait(self, what: str, check: Callable[[], bool], timeout: float) -> None:
         """Poll ``check`` until true; on timeout (or a dead process) fail with every process's log."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def done() -> bool:
             dead = [p.name for p in self.procs if p.popen.poll() is not None]
-            if not dead and _quietly(check):
-                return
-            if dead or time.monotonic() > deadline:
-                why = f"{', '.join(dead)} exited" if dead else f"timed out after {timeout:.0f}s"
-                pytest.fail(f"waiting for {what}: {why}\n" + "\n".join(p.tail() for p in self.procs))
-            time.sleep(0.2)
+            if dead:
+                raise AssertionError(f"{', '.join(dead)} exited")
+            return _quietly(check)
+
+        try:
+            poll_until(done, timeout=timeout, interval=0.2, what=what)
+        except AssertionError as err:
+            pytest.fail(f"waiting for {what}: {err}\n" + "\n".join(p.tail() for p in self.procs))
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query through Prometheus's HTTP API."""
@@ -178,7 +174,7 @@ def _build_models(work: Path) -> None:
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """The agent and Prometheus scraping it, against an empty file:// bucket; no TF Serving yet."""
     (tmp_path / "bucket" / MODEL).mkdir(parents=True)
-    grpc_port, http_port, prom_port = _free_port(), _free_port(), _free_port()
+    grpc_port, http_port, prom_port = free_port(), free_port(), free_port()
     config = _agent_config(tmp_path, grpc_port, http_port)
     with ExitStack() as exits:
         running = Stack(

@@ -13,8 +13,8 @@ import pytest
 
 from agent.adapters.tfserving import config_text
 from agent.core.domain import ServedModel
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
+from testkit.poll import poll_until
+from testkit.stack import MODEL, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -53,14 +53,19 @@ def test_wedged_reloads_are_reported_and_a_restart_of_tf_serving_clears_them(
         code, body = agent.get("/livez/tfserving")
         return code == 503 and body.decode()
 
-    reason = wait_for("/livez/tfserving 503", livez, timeout=120, interval=0.5)
+    reason = poll_until(livez, timeout=120, interval=0.5, what="/livez/tfserving 503")
     assert "2 ReloadConfig calls in a row ran past their deadline while GetModelStatus answered" in reason
     assert agent.metric("tfs_agent_reload_wedged", model=MODEL) == 1
     status = agent.status()["tfserving"]
     assert status["reload_wedged"] is True
     assert "restart TF Serving" in status["reason"]
     # The pass that retries next fails with the wedge named (the first failing one may still predate it).
-    wait_for("the wedge in last_error", lambda: "look wedged" in (stack.model()["last_error"] or ""), 60)
+    poll_until(
+        lambda: "look wedged" in (stack.model()["last_error"] or ""),
+        timeout=60,
+        interval=0.1,
+        what="the wedge in last_error",
+    )
     assert stack.model()["serving"] == 1
     assert stack.server.predict(MODEL, [1.0])[1] == 1  # serving goes on; only updates are stuck
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import GOLDEN, Stack
-from tests.savedmodels import build_half_plus_two
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import GOLDEN, Stack
 
 pytestmark = pytest.mark.slow
 

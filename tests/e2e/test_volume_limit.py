@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.agentproc import wait_for
-from tests.e2e.stack import MODEL, Stack
-from tests.savedmodels import build_half_plus_two
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import MODEL, Stack
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_a_version_over_the_volume_limit_is_refused_before_any_byte_is_written(s
         )
         return (errors or 0) >= 2 and stack.model()
 
-    model = wait_for("two refused passes", refused_twice, timeout=60)
+    model = poll_until(refused_twice, timeout=60, interval=0.1, what="two refused passes")
     assert seen == set(), f"something was written to {local}: {seen}"
     assert "serving.local_volume_limit 2.0 MiB" in model["last_error"], model
     assert "lower keep_versions, or raise the models emptyDir's sizeLimit" in model["last_error"]

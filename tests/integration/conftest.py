@@ -10,10 +10,10 @@ import pytest
 
 from agent.adapters.tfserving import config_text
 from agent.adapters.tfserving.client import GrpcServingControl
-from tests.emulators import Azurite, MotoServer, running
-from tests.gcs import FakeGcsServer, running_server
-from tests.servers import ServerHandle, start_server
-from tests.stores import HTTP_SCHEMES, SCHEMES, AzureStore, FileStore, GcsStore, S3Store, Store
+from testkit.emulators import Azurite, MotoServer, running
+from testkit.gcs import FakeGcsServer, running_server
+from testkit.servers import ServerHandle, start_server
+from testkit.stores import HTTP_SCHEMES, SCHEMES, AzureStore, FileStore, GcsStore, S3Store, Store
 
 # Few, short retries (docs/tfserving-behaviour.md#b12): a corrupt version fails in seconds, not every reload.
 SERVER_FLAGS = ("--model_config_file_poll_wait_seconds=1", "--max_num_load_retries=0")

@@ -20,8 +20,8 @@ from agent.core.domain import FileEntry, Manifest
 from agent.core.errors import ChecksumMismatchError
 from agent.pipeline.staging import stage_version
 from agent.service.publish import publish
-from tests.emulators import Azurite, MotoServer
-from tests.stores import AzureStore, S3Store
+from testkit.emulators import Azurite, MotoServer
+from testkit.stores import AzureStore, S3Store
 
 FAST = retry_policy(initial=0.001, maximum=0.01, deadline=5)
 

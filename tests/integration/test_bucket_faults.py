@@ -23,10 +23,10 @@ from agent.infra.config import parse_completion
 from agent.pipeline.discovery import Discovery
 from agent.pipeline.staging import stage_version, verify_local
 from agent.service.publish import publish
-from tests.emulators import MotoServer
-from tests.gcs import new_bucket, running_server
-from tests.proxy import Fault, Proxy
-from tests.stores import Store
+from testkit.emulators import MotoServer
+from testkit.gcs import new_bucket, running_server
+from testkit.proxy import Fault, Proxy
+from testkit.stores import Store
 
 SHARD_GET = r"^GET .*shard-0"  # the download of one data file (not a listing, not a HeadObject)
 ACCESS_FIX = {"gs": "roles/storage.objectViewer", "s3": "s3:GetObject", "az": "Storage Blob Data Reader"}

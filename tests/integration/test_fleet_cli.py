@@ -25,8 +25,8 @@ from agent.core.domain import MANIFEST_NAME
 from agent.core.fleet_records import RELEASE_NAME, Phase, Release, Verdict, decode, encode, verdict_name
 from agent.core.manifest import serialize_manifest
 from agent.fleet import fleet_uri
-from tests.fakes_sources import manifest_for
-from tests.gcs import FakeGcsServer, new_bucket, running_server
+from testkit.fakes_sources import manifest_for
+from testkit.gcs import FakeGcsServer, new_bucket, running_server
 
 FILES = {"saved_model.pb": b"graph", "variables/variables.index": b"idx"}
 

@@ -14,7 +14,7 @@ from agent.adapters.sources.local_records import LocalRecordStore
 from agent.core.fleet_records import RELEASE_NAME, LedgerEntry, Phase, Release, encode
 from agent.fleet import Action, FleetCoordinator, FleetParams, PodState, decide, fleet_uri
 from agent.infra.clock import SystemClock
-from tests.gcs import FakeGcsServer, new_bucket, running_server
+from testkit.gcs import FakeGcsServer, new_bucket, running_server
 
 ROLLING = PodState(serving=1)
 

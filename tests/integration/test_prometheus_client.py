@@ -9,7 +9,7 @@ import pytest
 
 from agent.adapters.prometheus import PrometheusClient
 from agent.core.errors import MetricQueryError
-from tests.prometheus import PrometheusProcess
+from testkit.prometheus import PrometheusProcess
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 
 from agent.adapters.notify.events import ObjectEvent
 from agent.adapters.notify.pubsub import EXPIRATION_SECONDS, PubSubListener, Subscription
-from tests.pubsub import PubSubEmulator, emulator_missing
-from tests.servers import poll_until
+from testkit.poll import poll_until
+from testkit.pubsub import PubSubEmulator, emulator_missing
 
 pytestmark = pytest.mark.skipif(emulator_missing() is not None, reason=str(emulator_missing()))
 

@@ -28,10 +28,10 @@ from agent.adapters.sources.local_records import LocalRecordStore
 from agent.adapters.sources.memory import MemoryRecordStore
 from agent.adapters.sources.s3_records import S3RecordStore
 from agent.core.errors import PreconditionFailed, RateLimitedError
-from tests.emulators import Azurite, MotoServer
-from tests.fakes_sources import ManualClock
-from tests.gcs import FakeGcsServer, new_bucket, running_server
-from tests.stores import AzureStore, S3Store
+from agent.infra.clock import ManualClock
+from testkit.emulators import Azurite, MotoServer
+from testkit.gcs import FakeGcsServer, new_bucket, running_server
+from testkit.stores import AzureStore, S3Store
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,10 @@ from agent.adapters.tfserving.client import GrpcServingControl
 from agent.core.domain import ServedModel, VersionState
 from agent.core.errors import ServingDeadlineError, ServingRejectedError
 from agent.core.wedge import ReloadWatch
+from testkit.poll import poll_until
+from testkit.savedmodels import build_gated_model, build_half_plus_two, write_warmup
+from testkit.servers import ServerHandle, model_config, model_config_list, start_server
 from tests.devserver.helpers import Gate, gated_request
-from tests.savedmodels import build_gated_model, build_half_plus_two, write_warmup
-from tests.servers import ServerHandle, model_config, model_config_list, poll_until, start_server
 
 RELOAD_DEADLINE = 2.0
 

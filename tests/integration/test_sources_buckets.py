@@ -20,13 +20,13 @@ from agent.adapters.sources.base import ModelSink, ModelSource
 from agent.adapters.sources.retrying import retry_policy
 from agent.core.domain import MANIFEST_NAME
 from agent.core.errors import ChecksumMismatchError
+from agent.infra.clock import ManualClock
 from agent.infra.config import parse_completion
 from agent.pipeline.discovery import Discovery
 from agent.pipeline.staging import stage_version, verify_local
 from agent.service.publish import PublishError, publish
-from tests.fakes_sources import ManualClock
-from tests.savedmodels import build_half_plus_two
-from tests.stores import Store
+from testkit.savedmodels import build_half_plus_two
+from testkit.stores import Store
 
 FAST = retry_policy(initial=0.001, maximum=0.01, deadline=5)
 

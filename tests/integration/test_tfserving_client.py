@@ -19,8 +19,8 @@ from agent.adapters.tfserving.client import GrpcServingControl
 from agent.adapters.tfserving.wait import wait_for_versions
 from agent.core.domain import ServedModel, VersionState
 from agent.core.errors import LoadFailedError, ServingRejectedError
-from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
-from tests.servers import ServerHandle
+from testkit.savedmodels import build_half_plus_two, corrupt_savedmodel
+from testkit.servers import ServerHandle
 
 
 @pytest.fixture(autouse=True)

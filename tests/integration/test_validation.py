@@ -18,8 +18,9 @@ from agent.core.domain import ServedModel, VersionState
 from agent.core.golden import Golden, parse_golden
 from agent.pipeline.validate import probe_model, validate_candidate
 from agent.pipeline.warmup import WARMUP_FILE, write_warmup
-from tests.savedmodels import build_half_plus_two, corrupt_savedmodel
-from tests.servers import ServerHandle, poll_until
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two, corrupt_savedmodel
+from testkit.servers import ServerHandle
 
 GOLDEN = parse_golden(
     json.dumps(

@@ -9,9 +9,10 @@ import pytest
 
 from agent.core.domain import MANIFEST_NAME
 from agent.core.errors import ConfigError, TransientSourceError
+from agent.infra.clock import ManualClock
 from agent.infra.config import CompletionSettings, parse_completion
 from agent.pipeline.discovery import Discovery
-from tests.fakes_sources import InMemorySource, ManualClock
+from testkit.fakes_sources import InMemorySource
 
 FILES = {
     "saved_model.pb": b"graph",

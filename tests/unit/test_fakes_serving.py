@@ -8,7 +8,7 @@ import pytest
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import ServedModel, VersionState, VersionStatus
 from agent.core.errors import LoadFailedError, ServingRejectedError
-from tests.fakes_serving import FakeServing, half_plus_two
+from testkit.fakes_serving import FakeServing, half_plus_two
 
 BASE = "/models/m"
 

@@ -9,7 +9,7 @@ from agent.adapters.sources.memory import MemoryRecordStore
 from agent.core.fleet_records import RELEASE_NAME, LedgerEntry, Phase, Purpose, Release, encode
 from agent.fleet import FleetCoordinator, FleetParams
 from agent.fleet.metrics import FleetMetrics
-from tests.fakes_sources import ManualClock
+from agent.infra.clock import ManualClock
 
 
 def _pod(store: MemoryRecordStore, clock: ManualClock, name: str) -> FleetCoordinator:

@@ -11,7 +11,7 @@ from agent.adapters.sources.memory import MemoryRecordStore
 from agent.core.fleet_records import RELEASE_NAME, LedgerEntry, Phase, Purpose, Release, encode, verdict_name
 from agent.fleet import Action, FleetCoordinator, FleetParams, PodState, decide
 from agent.fleet.simulation import SkewedClock
-from tests.fakes_sources import ManualClock
+from agent.infra.clock import ManualClock
 
 
 def _pod(

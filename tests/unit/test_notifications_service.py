@@ -21,9 +21,9 @@ from agent.infra.config import settings_from_mapping
 from agent.service.app import Agent
 from agent.service.notifications import ModelEvents, Notifications
 from agent.service.scheduler import build_scheduler
-from tests.fakes_serving import FakeServing
-from tests.fakes_sources import InMemorySource
-from tests.servers import poll_until
+from testkit.fakes_serving import FakeServing
+from testkit.fakes_sources import InMemorySource
+from testkit.poll import poll_until
 
 TOPIC = "projects/p1/topics/gcs-events"
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from agent.pipeline.reconciler import Outcome
-from tests.fakes_prometheus import FakeMetricQuery
-from tests.fakes_serving import half_plus_two
+from testkit.fakes_prometheus import FakeMetricQuery
+from testkit.fakes_serving import half_plus_two
 from tests.unit.test_reconciler import World
 
 X = [1.0, 2.0, 5.0]

@@ -10,7 +10,7 @@ import pytest
 
 from agent.adapters.prometheus import MetricQuery, PrometheusClient, value_of
 from agent.core.errors import MetricQueryError
-from tests.fakes_prometheus import FakeMetricQuery
+from testkit.fakes_prometheus import FakeMetricQuery
 
 
 def vector(*values: str) -> dict[str, Any]:

@@ -16,15 +16,15 @@ from prometheus_client import CollectorRegistry
 
 from agent.core.domain import VersionState
 from agent.core.errors import TransientSourceError
-from agent.infra.clock import Stopping, SystemClock
+from agent.infra.clock import ManualClock, Stopping, SystemClock
 from agent.infra.config import ModelSettings
 from agent.infra.metrics import AgentMetrics
 from agent.infra.state import Pending, StateStore
 from agent.pipeline.golden_feed import GoldenFeed
 from agent.pipeline.reconciler import ModelReconciler, Outcome
-from tests.fakes_prometheus import FakeMetricQuery
-from tests.fakes_serving import FakeClock, FakeServing, half_plus_two
-from tests.fakes_sources import InMemoryGoldenFile, InMemorySource
+from testkit.fakes_prometheus import FakeMetricQuery
+from testkit.fakes_serving import FakeServing, half_plus_two
+from testkit.fakes_sources import InMemoryGoldenFile, InMemorySource
 
 FILES = {
     "saved_model.pb": b"graph",
@@ -39,7 +39,7 @@ class World:
 
     def __init__(self, tmp_path: Path, golden: dict[str, Any] | None = GOLDEN, **policy: Any) -> None:
         self.local = tmp_path / "models" / "m"
-        self.clock = FakeClock()
+        self.clock = ManualClock()
         self.source = InMemorySource("mem://bucket/m")
         self.serving = FakeServing()
         self.state = StateStore(tmp_path / "state")
@@ -297,7 +297,7 @@ def test_no_golden_file_uses_load_and_smoke(tmp_path: Path) -> None:
     assert world.reconciler.reconcile().outcome is Outcome.PROMOTED
 
 
-class StoppingClock(FakeClock):
+class StoppingClock(ManualClock):
     """Like the agent's SystemClock after SIGTERM: every wait raises Stopping."""
 
     def sleep(self, seconds: float) -> None:
@@ -315,7 +315,7 @@ def test_sigterm_during_bake_abandons_and_the_next_start_finishes(world: World) 
     assert result.outcome is Outcome.RETRY
     assert world.record.pending is not None
     assert world.record.pending.step == "bake"
-    world.clock = FakeClock(world.clock.now)
+    world.clock = ManualClock(world.clock.now)
     world.build().reconcile()
     assert (world.record.serving, world.record.pending) == (2, None)
 
@@ -337,7 +337,7 @@ def test_download_progress_is_logged_at_most_every_interval(caplog: pytest.LogCa
     from agent.core.domain import FileEntry, Manifest
     from agent.pipeline.progress import DownloadProgress
 
-    clock = FakeClock()
+    clock = ManualClock()
     manifest = Manifest("m", 7, tuple(FileEntry(f"f{i}", 100, "AAAAAA==") for i in range(4)))
     progress = DownloadProgress("m", manifest, clock, every=10)
     caplog.set_level("INFO", logger="tfs_agent.reconciler")
@@ -362,7 +362,7 @@ def test_broken_golden_file_fails_the_pass_without_quarantine(world: World) -> N
     assert world.record.quarantined == {}
 
 
-class _Recovering(FakeClock):
+class _Recovering(ManualClock):
     """TF Serving comes back after the first wait."""
 
     def __init__(self, serving: FakeServing, now: float) -> None:

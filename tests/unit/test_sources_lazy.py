@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sdk_probe import probe
+from testkit.sdk_probe import probe
 
 LOADED = {
     "file": [],

@@ -18,7 +18,7 @@ from agent.core.errors import (
     UnsafePathError,
 )
 from agent.pipeline.staging import check_local, stage_version, verify_local
-from tests.fakes_sources import InMemorySource
+from testkit.fakes_sources import InMemorySource
 
 FILES = {
     "saved_model.pb": b"graph" * 100,

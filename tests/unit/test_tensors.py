@@ -14,7 +14,7 @@ from agent.adapters.tfserving import tensors
 from agent.adapters.tfserving.base import TensorSpec
 from agent.adapters.tfserving.protos import meta_graph_pb2, tensor_pb2, types_pb2
 from agent.core.errors import GoldenFileError
-from tests.dtypes import NUMERIC as NUMERIC_DTYPES
+from testkit.dtypes import NUMERIC as NUMERIC_DTYPES
 
 NUMERIC = st.sampled_from(NUMERIC_DTYPES)
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)

@@ -15,8 +15,9 @@ from agent.adapters.tfserving.base import Signature, Tensors, TensorSpec
 from agent.core.domain import ServedModel
 from agent.core.errors import LoadFailedError, ServingUnavailableError
 from agent.core.golden import Golden, parse_golden
+from agent.infra.clock import ManualClock
 from agent.pipeline.validate import probe_model, validate_candidate
-from tests.fakes_serving import FakeClock, FakeServing, half_plus_two
+from testkit.fakes_serving import FakeServing, half_plus_two
 
 BASE = "/models/m"
 SHADOW = "m__candidate"
@@ -45,7 +46,7 @@ def validate(serving: FakeServing, version: int, g: Golden | None, **kw: Any) ->
         version=version,
         golden=g,
         load_timeout=5,
-        clock=FakeClock(),
+        clock=ManualClock(),
         **kw,
     )
 

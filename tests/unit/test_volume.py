@@ -12,7 +12,7 @@ import pytest
 from agent.core.errors import DiskSpaceError
 from agent.pipeline.staging import stage_version
 from agent.pipeline.volume import VOLUME_HEADROOM_BYTES, VolumeLimit, volume_usage
-from tests.fakes_sources import InMemorySource
+from testkit.fakes_sources import InMemorySource
 from tests.unit.test_staging import FILES, fast_retry
 
 MIB = 2**20

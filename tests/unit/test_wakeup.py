@@ -16,7 +16,7 @@ from agent.infra.config import ScheduleSettings
 from agent.pipeline.reconciler import Outcome, PassResult
 from agent.service.scheduler import build_scheduler
 from agent.service.wakeup import Wakeups
-from tests.servers import poll_until
+from testkit.poll import poll_until
 
 HOUR = ScheduleSettings(interval=timedelta(hours=1))
 

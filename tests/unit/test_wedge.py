@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from agent.core.wedge import ReloadWatch
 from agent.infra.config import settings_from_mapping
 from agent.service.app import Agent
-from tests.fakes_serving import FakeServing
-from tests.fakes_sources import InMemorySource
+from testkit.fakes_serving import FakeServing
+from testkit.fakes_sources import InMemorySource
 
 
 def test_threshold_deadlines_in_a_row_make_a_wedge() -> None:

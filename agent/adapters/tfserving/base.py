@@ -3,7 +3,7 @@
 ``signature`` (GetModelMetadata) is part of the port because validation needs it: golden inputs in JSON are
 cast to the signature's dtypes, and without a golden file the smoke Predict is built from the signature alone.
 
-``client.py`` implements it over gRPC for the real server (and tfs-devserver); ``tests/fakes_serving.py``
+``client.py`` implements it over gRPC for the real server (and tfs-devserver); ``testkit/fakes_serving.py``
 implements it in memory for unit tests of the reconciler.
 
 B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behaviour.md.

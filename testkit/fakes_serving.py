@@ -41,24 +41,6 @@ class FakeVersion:
     """Non-empty: loading fails and the version ends in END with this message (e.g. a corrupt graph)."""
 
 
-class FakeClock:
-    """``agent.infra.clock.Clock`` with simulated time: ``sleep`` advances it at once and is recorded."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class FakeServing:
     """ServingControl in memory. ``versions`` is the disk; ``applied`` every config received, in order."""
 

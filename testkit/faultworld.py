@@ -1,4 +1,4 @@
-"""The world the fault matrix (benchmarks/faults.py) runs in, started once and reused by every trial.
+"""The world the fault matrix (testkit/faults.py) runs in, started once and reused by every trial.
 
 fake-gcs-server behind a fault-injecting loopback proxy (``FaultProxy``: per-version rules answer object
 downloads with an HTTP status, cut them mid-body after a stall, or hold them until released — the hold is how
@@ -28,11 +28,11 @@ from urllib.parse import unquote, urlsplit
 from agent.adapters.sources.gcs import GcsSink
 from agent.core.domain import MANIFEST_NAME
 from agent.service.publish import publish
-from benchmarks.harness import SHADOW, Recorder
-from tests.e2e.stack import MODEL, Stack
-from tests.gcs import FakeGcsServer, Proxy
-from tests.savedmodels import build_half_plus_two
-from tests.servers import poll_until
+from testkit.gcs import FakeGcsServer, Proxy
+from testkit.harness import SHADOW, Recorder
+from testkit.poll import poll_until
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import MODEL, Stack
 
 BUCKET = "ml-models"
 TMPFS_MB = 96  # the agent keeps 64 MiB free beyond a version's size before staging (DEFAULT_RESERVE_BYTES)
@@ -87,7 +87,7 @@ class _Writer:
 
 
 class FaultProxy(Proxy):
-    """tests.gcs.Proxy (counting, forwarding) plus per-version fault rules for object downloads."""
+    """testkit.gcs.Proxy (counting, forwarding) plus per-version fault rules for object downloads."""
 
     def __init__(self, upstream_port: int) -> None:
         self.rules: list[Rule] = []

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.servers import free_port, poll_until
+from testkit.poll import poll_until
+from testkit.ports import free_port
 
 
 def prometheus_binary() -> str:

@@ -20,8 +20,8 @@ from agent.adapters.sources.base import ModelSink, ModelSource
 from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.local import LocalSink, LocalSource
 from agent.adapters.sources.streams import crc32c_of_bytes
-from tests.emulators import AWS_ENV, Azurite, MotoServer, azurite_connection_string
-from tests.gcs import FakeGcsServer, new_bucket
+from testkit.emulators import AWS_ENV, Azurite, MotoServer, azurite_connection_string
+from testkit.gcs import FakeGcsServer, new_bucket
 
 SCHEMES = ("file", "gs", "s3", "az")
 HTTP_SCHEMES = ("gs", "s3", "az")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.emulators import AWS_ENV, azurite_connection_string
+from testkit.emulators import AWS_ENV, azurite_connection_string
 
 SDKS = ("google.cloud.storage", "boto3", "botocore", "azure.storage.blob", "azure.identity")
 SOURCES = {

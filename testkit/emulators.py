@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from tests.servers import REPO_ROOT, free_port, terminate
+from testkit.ports import free_port
+from testkit.servers import REPO_ROOT, terminate
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

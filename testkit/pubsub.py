@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port, port_open, terminate
+from testkit.poll import poll_until
+from testkit.ports import free_port, port_open
+from testkit.servers import terminate
 
 EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 PROJECT, TOPIC = "p-test", "gcs-events"
@@ -63,14 +64,20 @@ class PubSubEmulator:
             self._process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not port_open(self.port):
-            if self._process.poll() is not None:
+        process = self._process
+
+        def listening() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"pubsub emulator exited: {self.log_path.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"pubsub emulator did not listen on {self.port} in {START_TIMEOUT}s")
-            time.sleep(0.05)  # polling a subprocess's readiness, bounded by the deadline
+            return port_open(self.port)
+
+        try:
+            poll_until(
+                listening, timeout=START_TIMEOUT, interval=0.05, what=f"the pubsub emulator on {self.port}"
+            )
+        except AssertionError:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

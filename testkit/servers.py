@@ -5,7 +5,7 @@ and the same tests run unchanged against a stock ``tensorflow_model_server`` whe
 (``TFS_BINARY=/path/to/tensorflow_model_server``). Tests of behaviour the stock binary does not share carry
 ``@pytest.mark.devserver_only``; call ``skip_devserver_only(items)`` from ``pytest_collection_modifyitems``.
 
-Never sleep to wait: ``poll_until`` polls a condition with a deadline. Typical use::
+Never sleep to wait: ``testkit.poll.poll_until`` polls a condition with a deadline. Typical use::
 
     with start_server(tmp_path, model_name="m", model_base_path=base) as server:
         server.wait_for_state("m", 1, "AVAILABLE")
@@ -20,22 +20,24 @@ import contextlib
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-T = TypeVar("T")
+from testkit.poll import poll_until
+from testkit.ports import PortInUse, free_port, is_bind_failure, port_open, retry_on_bind_failure
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 120.0  # a cold TensorFlow import on a loaded 2-core CI machine can take tens of seconds
+PROMETHEUS_CONFIG = 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n'
 STATE_NAMES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"}
 
 
@@ -55,32 +57,7 @@ def skip_devserver_only(items: Iterable[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
-# ---- polling -------------------------------------------------------------------------------------------
-def poll_until(
-    check: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.02, what: str = ""
-) -> T:
-    """Call ``check`` until it returns something truthy; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}"
-            )
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    """A TCP port that was free on loopback a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
+# ---- processes -------------------------------------------------------------------------------------------
 def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
     """SIGTERM, then SIGKILL if the process has not exited after ``timeout`` seconds; reaped either way."""
     process.terminate()
@@ -89,13 +66,6 @@ def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def port_open(port: int) -> bool:
-    """True if something accepts TCP connections on loopback ``port``."""
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 # ---- config text ---------------------------------------------------------------------------------------
@@ -179,9 +149,10 @@ class ServerHandle:
 
         def ready() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(
-                    f"server exited with {self.process.returncode}:\n{self.output_text()[-4000:]}"
-                )
+                output = self.output_text()[-4000:]
+                if is_bind_failure(output):
+                    raise PortInUse(f"{self.command[0]} could not bind its port:\n{output}")
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{output}")
             return port_open(self.grpc_port) and (self.rest_port is None or port_open(self.rest_port))
 
         poll_until(ready, timeout=timeout, interval=0.05, what="server ports to open")
@@ -371,22 +342,47 @@ def start_server(
     otherwise ``model_name``/``model_base_path`` give single-model mode. ``poll_seconds`` sets
     ``--file_system_poll_wait_seconds`` (None leaves the server default). With ``wait_ready`` the call returns
     once the ports accept connections (the stock server opens them only after the initial models load).
-    ``grpc_port`` fixes ``--port`` (default: a free port).
+    ``grpc_port`` fixes ``--port``; without it the ports are free ones, tried anew if one was taken meanwhile.
     """
-    grpc_port = grpc_port or free_port()
-    rest_port = free_port() if rest else None
-    workdir = Path(tmp_path) / f"server-{grpc_port}"
-    workdir.mkdir(parents=True)
-    flags = [f"--port={grpc_port}"] + ([f"--rest_api_port={rest_port}"] if rest_port else [])
-    flags += [f"--model_name={model_name}"] if model_name is not None else []
+    flags = [f"--model_name={model_name}"] if model_name is not None else []
     flags += [f"--model_base_path={model_base_path}"] if model_base_path is not None else []
     flags += [f"--file_system_poll_wait_seconds={poll_seconds}"] if poll_seconds is not None else []
+    files: dict[str, tuple[str, str]] = {}
     if model_config is not None:
-        flags.append(f"--model_config_file={_write(workdir / 'models.config', model_config)}")
+        files["models.config"] = ("--model_config_file", model_config)
     if monitoring:
-        prometheus = 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n'
-        flags.append(f"--monitoring_config_file={_write(workdir / 'monitoring.config', prometheus)}")
-    command = [*server_command(), *flags, *extra_flags]
+        files["monitoring.config"] = ("--monitoring_config_file", PROMETHEUS_CONFIG)
+    launch = partial(
+        _launch,
+        Path(tmp_path),
+        [*flags],
+        files,
+        [*extra_flags],
+        rest=rest,
+        wait_ready=wait_ready,
+        timeout=ready_timeout,
+    )
+    return launch(grpc_port) if grpc_port is not None else retry_on_bind_failure(lambda: launch(free_port()))
+
+
+def _launch(
+    tmp_path: Path,
+    flags: list[str],
+    files: dict[str, tuple[str, str]],
+    extra_flags: list[str],
+    grpc_port: int,
+    *,
+    rest: bool,
+    wait_ready: bool,
+    timeout: float,
+) -> ServerHandle:
+    """One server process on ``grpc_port`` (and a free REST port); its files under ``server-<port>/``."""
+    rest_port = free_port() if rest else None
+    workdir = tmp_path / f"server-{grpc_port}"
+    workdir.mkdir(parents=True)
+    ports = [f"--port={grpc_port}"] + ([f"--rest_api_port={rest_port}"] if rest_port else [])
+    written = [f"{flag}={_write(workdir / name, text)}" for name, (flag, text) in files.items()]
+    command = [*server_command(), *ports, *flags, *written, *extra_flags]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
@@ -394,7 +390,7 @@ def start_server(
     handle = ServerHandle(process, grpc_port, rest_port, workdir, command)
     if wait_ready:
         try:
-            handle.wait_ready(ready_timeout)
+            handle.wait_ready(timeout)
         except BaseException:
             handle.stop()
             raise

@@ -1,4 +1,4 @@
-"""An in-memory bucket implementing ``ModelSource``, with call counts and scripted faults; a manual clock.
+"""An in-memory bucket implementing ``ModelSource``, with call counts and scripted faults.
 
 Shared by the discovery, staging and reconciler tests: it behaves like the real adapters (404 is
 ``ObjectNotFoundError``, listings carry crc32c and update times, downloads stream to a file and return the
@@ -19,7 +19,7 @@ from agent.core.errors import AgentError
 from agent.core.manifest import serialize_manifest
 from agent.infra.clock import ManualClock
 
-__all__ = ["InMemorySource", "ManualClock", "manifest_for"]
+__all__ = ["InMemorySource", "manifest_for"]
 
 
 def manifest_for(model: str, version: int, files: Mapping[str, bytes]) -> Manifest:

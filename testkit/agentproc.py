@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import free_port, poll_until
+from testkit.poll import poll_until
 
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    return poll_until(check, timeout=timeout, interval=interval, what=what)
+_LISTENING = re.compile(r"http endpoint listening on [^\s;]*:(\d+);")
 
 
 def tfs_agent(
@@ -47,17 +44,22 @@ class AgentProcess:
 
     def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
-        self.port = free_port()
-        config = {**config, "http": {**config.get("http", {}), "host": "127.0.0.1", "port": self.port}}
+        # Port 0: the agent binds a free port itself and logs it, so no other process can take it first.
+        config = {**config, "http": {**config.get("http", {}), "host": "127.0.0.1", "port": 0}}
         self.config = config
-        self.config_path = workdir / f"agent-{self.port}.yaml"
+        n = len(list(workdir.glob("agent-*.yaml")))
+        self.config_path = workdir / f"agent-{n}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / f"agent-{self.port}.log"
+        self.log_path = workdir / f"agent-{n}.log"
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0
+        self.url = ""
+        self._log_from = 0
 
     def start(self) -> AgentProcess:
+        """Start the process; return once its HTTP endpoint is up and /healthz answers."""
+        self._log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "agent", "run", "--config", str(self.config_path)],
@@ -65,8 +67,16 @@ class AgentProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
-        wait_for("the agent's /healthz", self.healthy, timeout=30)
+        self.port = poll_until(self._reported_port, timeout=30, interval=0.05, what="the agent's HTTP port")
+        self.url = f"http://127.0.0.1:{self.port}"
+        poll_until(self.healthy, timeout=30, interval=0.1, what="the agent's /healthz")
         return self
+
+    def _reported_port(self) -> int | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"the agent exited with {self.proc.returncode}:\n{self.log()}")
+        found = _LISTENING.findall(self.log()[self._log_from :])
+        return int(found[-1]) if found else None
 
     def get(self, path: str) -> tuple[int, Any]:
         try:

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.adapters.tfserving import config_text
 from agent.core.domain import ServedModel
-from tests.e2e.stack import MODEL, Stack
+from testkit.stack import MODEL, Stack
 
 SHADOW = MODEL + "__candidate"
 LABEL = "stable"

@@ -1,0 +1,31 @@
+"""The one way tests and benchmarks wait: poll a condition against a deadline on the monotonic clock.
+
+Never sleep to wait for something: ask for it, often, until a generous deadline (the suite shares two cores
+with other suites, so everything may be slow).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def poll_until(
+    check: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Call ``check`` until it returns something truthy and return that; AssertionError naming ``what`` (and
+    the last value seen) after ``timeout`` seconds. An exception from ``check`` propagates at once."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}"
+            )
+        time.sleep(interval)
