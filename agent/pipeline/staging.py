@@ -7,7 +7,7 @@ ignores), each file's size and crc32c checked against the manifest as it streams
 renamed to ``<local_path>/<N>`` in one atomic step. Any failure removes the staging directory; a crash leaves
 only dot-directories, which ``clean_staging`` removes at start.
 
-Transient source errors are retried here, with one policy for every source (``google.api_core.retry``:
+Transient source errors are retried here, with one policy for every source (``sources/retrying.py``:
 exponential backoff with full jitter, bounded total time); permanent ones (404, 403, a checksum mismatch, an
 unsafe object name) fail the candidate at once with a reason naming the object.
 """

@@ -7,12 +7,13 @@ B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behav
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
@@ -40,7 +41,31 @@ token_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """Commands whose module is imported only when the command is asked for: ``tfs-agent run`` never loads
+    publish's upload machinery (tqdm, the bucket writers) or the fleet admin, which an idle sidecar would
+    carry for nothing."""
+
+    lazy: ClassVar[dict[str, tuple[str, str]]] = {
+        "publish": ("agent.service.publish", "publish_command"),
+        "fleet": ("agent.service.fleet_cli", "fleet_command"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, name = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), name)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="tfs-agent")
 def cli() -> None:
     """Safe, zero-downtime model hot updates for stock TensorFlow Serving.
@@ -284,17 +309,6 @@ def demo(keep: bool, rate: float) -> None:
     from agent.service.demo.run import run_demo
 
     sys.exit(run_demo(keep=keep, rate=rate))
-
-
-def _register_optional() -> None:
-    from agent.service.fleet_cli import fleet_command
-    from agent.service.publish import publish_command
-
-    cli.add_command(publish_command, "publish")
-    cli.add_command(fleet_command, "fleet")
-
-
-_register_optional()
 
 
 def main() -> None:
