@@ -1,5 +1,5 @@
 """The test kit: what tests and benchmarks share, importable from the repository root, not shipped in the
-agent's wheel (ADR 15). Tests and benchmarks import it; it imports neither, and they never import each other
+agent's wheel (ADR 19). Tests and benchmarks import it; it imports neither, and they never import each other
 (import-linter contracts in .importlinter).
 
 Fakes of our ports (tested themselves in tests/unit/test_fakes_serving.py; the one simulated ``Clock`` is
