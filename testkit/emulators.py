@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from testkit.poll import poll_until
 from testkit.ports import free_port
 from testkit.servers import REPO_ROOT, terminate
 
@@ -93,17 +93,25 @@ class _Process:
             terminate(process, timeout=10)
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """True once the probe answers; False if the process exited (e.g. its port was taken)."""
+        exited: list[bool] = []
+
+        def answered() -> bool:
             assert self._process is not None
             if self._process.poll() is not None:
-                self._process = None
-                return False
-            if self.probe():
+                exited.append(True)
                 return True
-            time.sleep(0.05)  # polling a subprocess's readiness, bounded by the deadline
-        self.stop()
-        raise RuntimeError(f"{self.name} did not answer on {self.url} within {timeout}s")
+            return self.probe()
+
+        try:
+            poll_until(answered, timeout=timeout, interval=0.05, what=f"{self.name} to answer on {self.url}")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not answer on {self.url} within {timeout}s") from None
+        if exited:
+            self._process = None
+            return False
+        return True
 
 
 class MotoServer(_Process):
