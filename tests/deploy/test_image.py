@@ -107,14 +107,66 @@ def _constraints() -> dict[str, str]:
 
 
 def test_constraints_pin_every_runtime_requirement_inside_its_range() -> None:
-    """docker/constraints.txt pins each runtime dependency to a version pyproject.toml's range allows."""
+    """docker/constraints.txt pins each dependency of the default image (extras too) inside pyproject's range."""
     pins = _constraints()
-    for requirement in map(Requirement, runtime_requirements.runtime_requirements(ROOT / "pyproject.toml")):
+    requirements = runtime_requirements.runtime_requirements(ROOT / "pyproject.toml", _dockerfile_arg("EXTRAS"))
+    for requirement in map(Requirement, requirements):
         name = runtime_requirements._name(requirement.name)
         assert name in pins, f"{name} is not pinned in docker/constraints.txt"
         assert requirement.specifier.contains(pins[name], prereleases=True), (name, pins[name])
+    assert {"google-cloud-pubsub", "boto3", "azure-storage-blob", "azure-identity"} <= set(pins)
     assert "tensorflow-serving-api" not in pins, "installed --no-deps at TFS_VERSION instead"
     assert not any(name.startswith("tensorflow") for name in pins)
+
+
+def test_image_carries_the_notification_and_bucket_extras_by_default() -> None:
+    """The Dockerfile's EXTRAS default is pubsub, s3, azure and azure-identity, and the install step uses it."""
+    assert set(_dockerfile_arg("EXTRAS").split(",")) == {"pubsub", "s3", "azure", "azure-identity"}
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert 'runtime_requirements.py pyproject.toml "${EXTRAS}" > /tmp/requirements.txt' in dockerfile
+
+
+def _print_requirements(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run docker/runtime_requirements.py as the Dockerfile does."""
+    return subprocess.run(
+        [sys.executable, str(DOCKER / "runtime_requirements.py"), str(ROOT / "pyproject.toml"), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_runtime_requirements_prints_the_extras_requirements() -> None:
+    """EXTRAS=s3,azure adds boto3 and azure-storage-blob to the core list; an empty EXTRAS adds nothing."""
+    core = _print_requirements("").stdout.split()
+    assert core == _print_requirements().stdout.split()
+    result = _print_requirements(" s3, azure ")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[: len(core)] == core
+    assert lines[len(core) :] == ["boto3>=1.34,<2", "azure-storage-blob>=12.19,<13"]
+    assert not any(runtime_requirements._name(line) == "google-cloud-pubsub" for line in core)
+
+
+def test_extras_expand_a_self_reference(tmp_path: Path) -> None:
+    """An extra naming ``<project>[a,b]`` contributes a's and b's requirements, not the self-reference."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "tfs_agent"\ndependencies = ["click"]\n'
+        '[project.optional-dependencies]\ns3 = ["boto3"]\nazure = ["azure-storage-blob"]\n'
+        'cloud = ["tfs-agent[s3,azure]", "boto3", "google-cloud-pubsub"]\n'
+    )
+    found = runtime_requirements.runtime_requirements(pyproject, "cloud")
+    assert found == ["click", "boto3", "azure-storage-blob", "google-cloud-pubsub"]
+
+
+@pytest.mark.parametrize("extras", ["s3,gcs", "dev"])
+def test_runtime_requirements_refuses_an_unknown_extra(extras: str) -> None:
+    """An EXTRAS name pyproject has no image extra for fails the build step, naming it and the valid ones."""
+    result = _print_requirements(extras)
+    bad = extras.rpartition(",")[2]
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert f"unknown extra {bad!r}" in result.stderr
+    assert "azure,azure-identity,pubsub,s3" in result.stderr
 
 
 def test_image_build_installs_with_the_constraints() -> None:

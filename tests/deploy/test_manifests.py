@@ -90,6 +90,13 @@ def test_agent_is_a_native_sidecar_gating_tf_serving(pod: dict[str, Any]) -> Non
     assert agent["args"] == ["run", "--config", "/etc/tfs-agent/config.yaml"]
 
 
+def test_agent_gets_its_pod_name_from_the_downward_api(pod: dict[str, Any]) -> None:
+    """The agent container has POD_NAME = metadata.name: the fleet's ledger id and its Pub/Sub subscription."""
+    env = {e["name"]: e for e in _containers(pod)["tfs-agent"].get("env", [])}
+    assert "POD_NAME" in env, "k8s: the agent reads $POD_NAME (fleet id, notification subscription)"
+    assert env["POD_NAME"] == {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+
+
 def test_tf_serving_flags_follow_tfserving_md(rendered: list[dict[str, Any]], pod: dict[str, Any]) -> None:
     """TF Serving reads the agent's config file, polls the volume, retries little and exports metrics."""
     serving = _containers(pod)["tensorflow-serving"]
