@@ -73,7 +73,9 @@ def extra_requirements(pyproject: Path, extras: str) -> list[str]:
     seen: set[str] = set()
     found: list[str] = []
     for extra in _parse_extras(extras):
-        found += [req for req in _expand(project, extra, seen) if req not in found]
+        for requirement in _expand(project, extra, seen):
+            if requirement not in found:
+                found.append(requirement)
     return [req for req in found if _name(req) not in WITHOUT_DEPS]
 
 
