@@ -107,9 +107,10 @@ def _constraints() -> dict[str, str]:
 
 
 def test_constraints_pin_every_runtime_requirement_inside_its_range() -> None:
-    """docker/constraints.txt pins each dependency of the default image (extras too) inside pyproject's range."""
+    """docker/constraints.txt pins every dependency of the default image (extras too) in its range."""
     pins = _constraints()
-    requirements = runtime_requirements.runtime_requirements(ROOT / "pyproject.toml", _dockerfile_arg("EXTRAS"))
+    pyproject = ROOT / "pyproject.toml"
+    requirements = runtime_requirements.runtime_requirements(pyproject, _dockerfile_arg("EXTRAS"))
     for requirement in map(Requirement, requirements):
         name = runtime_requirements._name(requirement.name)
         assert name in pins, f"{name} is not pinned in docker/constraints.txt"
@@ -120,7 +121,7 @@ def test_constraints_pin_every_runtime_requirement_inside_its_range() -> None:
 
 
 def test_image_carries_the_notification_and_bucket_extras_by_default() -> None:
-    """The Dockerfile's EXTRAS default is pubsub, s3, azure and azure-identity, and the install step uses it."""
+    """The Dockerfile's EXTRAS default is pubsub, s3, azure and azure-identity; the install step uses it."""
     assert set(_dockerfile_arg("EXTRAS").split(",")) == {"pubsub", "s3", "azure", "azure-identity"}
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert 'runtime_requirements.py pyproject.toml "${EXTRAS}" > /tmp/requirements.txt' in dockerfile

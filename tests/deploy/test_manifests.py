@@ -91,7 +91,7 @@ def test_agent_is_a_native_sidecar_gating_tf_serving(pod: dict[str, Any]) -> Non
 
 
 def test_agent_gets_its_pod_name_from_the_downward_api(pod: dict[str, Any]) -> None:
-    """The agent container has POD_NAME = metadata.name: the fleet's ledger id and its Pub/Sub subscription."""
+    """The agent container has POD_NAME = metadata.name: the fleet's ledger id and its subscription's name."""
     env = {e["name"]: e for e in _containers(pod)["tfs-agent"].get("env", [])}
     assert "POD_NAME" in env, "k8s: the agent reads $POD_NAME (fleet id, notification subscription)"
     assert env["POD_NAME"] == {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
