@@ -11,6 +11,7 @@ az:// (the account URL); other schemes ignore it.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,12 @@ def open_source(uri: str, *, endpoint_url: str | None = None, listing_checksums:
 
         return GcsSource(uri)
     if uri.startswith("s3://"):
+        _require_sdk("s3")
         from agent.adapters.sources.s3 import S3Source
 
         return S3Source(uri, endpoint_url=endpoint_url, listing_checksums=listing_checksums)
     if uri.startswith("az://"):
+        _require_sdk("az")
         from agent.adapters.sources.azure import AzureSource
 
         return AzureSource(uri, _azure_service(endpoint_url))
@@ -84,10 +87,12 @@ def open_sink(uri: str, *, endpoint_url: str | None = None) -> ModelSink:
 
         return GcsSink(uri)
     if uri.startswith("s3://"):
+        _require_sdk("s3")
         from agent.adapters.sources.s3 import S3Sink
 
         return S3Sink(uri, endpoint_url=endpoint_url)
     if uri.startswith("az://"):
+        _require_sdk("az")
         from agent.adapters.sources.azure import AzureSink
 
         return AzureSink(uri, _azure_service(endpoint_url))
@@ -105,10 +110,12 @@ def open_record_store(uri: str, *, endpoint_url: str | None = None) -> RecordSto
 
         return GcsRecordStore(uri)
     if uri.startswith("s3://"):
+        _require_sdk("s3")
         from agent.adapters.sources.s3_records import S3RecordStore
 
         return S3RecordStore(uri, endpoint_url=endpoint_url)
     if uri.startswith("az://"):
+        _require_sdk("az")
         from agent.adapters.sources.azure_records import AzureRecordStore
 
         return AzureRecordStore(uri, _azure_service(endpoint_url))
@@ -128,10 +135,12 @@ def read_uri(uri: str, generation: str | None = None, *, endpoint_url: str | Non
 
         return read_gs_uri(uri, generation=generation)
     if uri.startswith("s3://"):
+        _require_sdk("s3")
         from agent.adapters.sources.s3 import read_s3_uri
 
         return read_s3_uri(uri, endpoint_url=endpoint_url, generation=generation)
     if uri.startswith("az://"):
+        _require_sdk("az")
         from agent.adapters.sources.azure import read_az_uri
 
         return read_az_uri(uri, _azure_service(endpoint_url), generation)
@@ -146,10 +155,12 @@ def stat_uri(uri: str, *, endpoint_url: str | None = None) -> str:
 
         return stat_gs_uri(uri)
     if uri.startswith("s3://"):
+        _require_sdk("s3")
         from agent.adapters.sources.s3 import stat_s3_uri
 
         return stat_s3_uri(uri, endpoint_url=endpoint_url)
     if uri.startswith("az://"):
+        _require_sdk("az")
         from agent.adapters.sources.azure import stat_az_uri
 
         return stat_az_uri(uri, _azure_service(endpoint_url))
@@ -168,8 +179,26 @@ def _local_path(uri: str) -> Path:
 def _azure_service(account_url: str | None) -> Any:
     """A model's own account URL (DefaultAzureCredential) wins; else the connection string; else
     AZURE_STORAGE_ACCOUNT (DefaultAzureCredential)."""
+    _require_sdk("az")
     from agent.adapters.sources.azure import make_service
 
     if account_url is not None:
         return make_service(account_url=account_url)
     return make_service(connection_string=azure_connection_string(), account_url=azure_account_url())
+
+
+_SDKS = {"s3": ("boto3", "s3"), "az": ("azure.storage.blob", "azure")}
+
+
+def _require_sdk(scheme: str) -> None:
+    """A clear error, naming the extra to install, where an image or venv lacks a scheme's SDK."""
+    module, extra = _SDKS[scheme]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ModuleNotFoundError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(
+            f"{scheme}:// needs {module.split('.')[0]}, which is not installed: "
+            f"pip install 'tfs-agent[{extra}]' (the agent image carries it unless built with EXTRAS=)"
+        )
