@@ -107,6 +107,9 @@ class ServingSettings(_Strict):
     wedge_reload_deadlines: int = Field(3, ge=1)
     """Consecutive ReloadConfig deadlines, while GetModelStatus still answers, after which TF Serving's
     reloads count as wedged (tfs_agent_reload_wedged 1, a reason in /status)."""
+    monitoring_url: str | None = None
+    """TF Serving's Prometheus endpoint for live gates, e.g.
+    http://localhost:8501/monitoring/prometheus/metrics (TF Serving with --monitoring_config_file)."""
     wedge_liveness: bool = False
     """Answer 503 on ``GET /livez/tfserving`` while reloads are wedged, for TF Serving's livenessProbe (the
     kubelet then restarts the server container; see docs/operations.md for the risks). Off: always 200."""
@@ -191,6 +194,18 @@ def _replace_below(value: object) -> object:
     return value
 
 
+class LiveGatesSettings(_Strict):
+    """The bake judged on live traffic from TF Serving's Prometheus endpoint (``serving.monitoring_url``):
+    the bake window against the pod's own baseline before the swap."""
+
+    max_error_ratio: float = Field(0.01, ge=0, le=1)
+    """Most failed requests / all requests in the bake window."""
+    max_p99_ratio: float = Field(3.0, gt=0)
+    """Most the window's p99 latency may be, as a multiple of the baseline's."""
+    min_requests: int = Field(20, ge=1)
+    """Fewer requests than this in the window: the gates do not judge (the golden probe still does)."""
+
+
 class PolicySettings(_Strict):
     """Which versions go live and when: version, time-interval and performance policies
     (docs/architecture.md#policies)."""
@@ -221,6 +236,8 @@ class PolicySettings(_Strict):
     """reject: a candidate whose SignatureDefs break what the serving version's clients send or read (a
     signature, input or output removed or renamed, a dtype or incompatible shape change) is rejected;
     allow: such a change is reported in the verdict but lets an intentional break through."""
+    live_gates: LiveGatesSettings | None = None
+    """Judge the bake (a fleet's canary bake too) on live traffic; needs ``serving.monitoring_url``."""
 
     @field_validator("window")
     @classmethod
@@ -483,6 +500,16 @@ class AgentSettings(_Strict):
     """Coordinate with the other replicas through the bucket; absent: single-pod behaviour."""
     monitoring: MonitoringSettings = MonitoringSettings()
     models: tuple[ModelSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _gates(self) -> AgentSettings:
+        gated = [m.name for m in self.models if m.policy.live_gates is not None]
+        if gated and self.serving.monitoring_url is None:
+            raise ValueError(
+                f"policy.live_gates of {', '.join(gated)} needs serving.monitoring_url, e.g. "
+                "http://localhost:8501/monitoring/prometheus/metrics"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> AgentSettings:

@@ -15,6 +15,7 @@ from agent.infra.clock import Clock
 from agent.infra.config import ModelSettings
 from agent.infra.state import StateStore
 from agent.pipeline.evidence import EvidenceKeeper
+from agent.pipeline.live import LiveWatch
 from agent.pipeline.progress import DownloadProgress
 from agent.pipeline.promotion import Promotion
 from agent.pipeline.report import Outcome, PassResult, Reporter
@@ -41,12 +42,15 @@ class Candidate:
         shadow: str,
         evidence: EvidenceKeeper,
         volume: VolumeLimit | None = None,
+        monitoring_url: str | None = None,
     ) -> None:
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state, self.clock = source, serving, state, clock
         self.promotion, self.reporter = promotion, reporter
         self.load_timeout, self.shadow, self.evidence = load_timeout, shadow, evidence
         self.volume = volume
+        gates = settings.policy.live_gates
+        self.live = LiveWatch(monitoring_url, settings.name, gates) if monitoring_url and gates else None
 
     def attempt(self, version: int, manifest: Manifest | None, golden: Golden | None) -> PassResult:
         """Stage, validate, promote and bake ``version``; the result says how far it got and why."""
@@ -110,6 +114,7 @@ class Candidate:
 
     def _promote(self, version: int, verdict: Verdict, golden: Golden | None) -> PassResult:
         old = self.state.get(self.name).serving
+        self._baseline()
         try:
             with self.reporter.stage("load"):
                 self.promotion.load_beside(version, old)
@@ -121,12 +126,34 @@ class Candidate:
             # A load failure is final in TF Serving (B6) and a timeout leaves a version nobody can trust:
             # either way the config is already back on the old version; a fix comes as a new version.
             return self._reject(version, f"load: {err.reason}", "quarantined")
+        return self._finish(version, old, verdict, golden)
+
+    def switch(self, version: int, golden: Golden | None, *, bake: float | None = None) -> PassResult:
+        """A fleet's SWITCH: the two-step swap and the smoke bake without a second shadow validation (the
+        fleet validated ``version`` once; loading beside the old version is this pod's check). A load
+        failure propagates: it is this pod's retry, never a verdict (docs/fleet.md)."""
+        old = self.state.get(self.name).serving
+        self._baseline()
+        with self.reporter.stage("load"):
+            self.promotion.load_beside(version, old)
+        return self._finish(version, old, Verdict(version, ok=True), golden, bake)
+
+    def _finish(
+        self,
+        version: int,
+        old: int | None,
+        verdict: Verdict,
+        golden: Golden | None,
+        bake: float | None = None,
+    ) -> PassResult:
+        """Labels to the new version, recorded, baked; rolled back if the bake fails."""
         with self.reporter.stage("promote"):
             self.promotion.switch(version, old)
         self.promotion.commit(version, old)
         self.reporter.serving(version)
-        self.evidence.promoted(version, verdict.metrics)  # its validation is its first score
-        problem = self._bake(version, golden)
+        if verdict.metrics:  # a fleet's SWITCH brings no validation of its own (the fleet's was elsewhere)
+            self.evidence.promoted(version, verdict.metrics)  # its validation is its first score
+        problem = self._bake(version, golden) if bake is None else self.bake(version, bake, golden)
         if problem:
             self.reporter.bake_failed(version, old, problem)
             self.promotion.roll_back(version, old, f"bake: {problem}")
@@ -138,12 +165,24 @@ class Candidate:
         return PassResult(self.name, Outcome.PROMOTED, version, f"serving {version} (was {old})")
 
     def _bake(self, version: int, golden: Golden | None) -> str | None:
-        seconds = self.settings.policy.bake_time.total_seconds()
+        return self.bake(version, self.settings.policy.bake_time.total_seconds(), golden)
+
+    def bake(self, version: int, seconds: float, golden: Golden | None) -> str | None:
+        """Watch ``version`` for ``seconds``: AVAILABLE and answering the golden probe, and with live gates
+        its own traffic over the window against the baseline taken before the swap."""
         label = self.settings.labels[0] if self.settings.labels else None
+        start = self.live.sample() if self.live else None
         with self.reporter.stage("bake"):
-            return self.promotion.bake(
+            problem = self.promotion.bake(
                 version, seconds, lambda: probe_model(self.serving, self.name, golden, label=label)
             )
+        if problem or self.live is None or start is None:
+            return problem
+        return self.live.judge(version, start)
+
+    def _baseline(self) -> None:
+        if self.live is not None:
+            self.live.baseline()
 
     def _reject(self, version: int, reason: str, outcome: str) -> PassResult:
         self.promotion.quarantine(version, reason)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from agent.adapters.prometheus import MetricQuery
@@ -20,6 +21,8 @@ from agent.core.errors import AgentError, volume_error
 from agent.core.evidence import Evidence
 from agent.core.golden import Golden
 from agent.core.plan import Action, Plan, Policy, plan
+from agent.fleet import FleetCoordinator
+from agent.fleet.metrics import FleetMetrics
 from agent.infra.clock import Clock, Stopping, utc
 from agent.infra.config import ModelSettings
 from agent.infra.metrics import AgentMetrics
@@ -27,6 +30,7 @@ from agent.infra.state import StateStore
 from agent.pipeline.candidate import Candidate
 from agent.pipeline.discovery import Discovery
 from agent.pipeline.evidence import EvidenceKeeper
+from agent.pipeline.fleet_pass import FleetPass
 from agent.pipeline.golden_feed import GoldenFeed
 from agent.pipeline.observe import observe, readiness
 from agent.pipeline.operator import Operator
@@ -55,9 +59,13 @@ class ModelReconciler:
         poll_interval: float | None = None,
         live: MetricQuery | None = None,
         volume: VolumeLimit | None = None,
+        fleet: FleetCoordinator | None = None,
+        fleet_metrics: FleetMetrics | None = None,
+        monitoring_url: str | None = None,
     ) -> None:
         """``poll_interval``: seconds between polls for the stale-model alert (for cron, the longest gap;
-        the caller knows the scheduler); by default the schedule's interval."""
+        the caller knows the scheduler); by default the schedule's interval. ``fleet``: this model's
+        coordinator when the config has a ``fleet:`` block (docs/fleet.md), else the pod acts alone."""
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state = source, serving, state
         self.metrics, self.clock = metrics, clock
@@ -99,7 +107,10 @@ class ModelReconciler:
             shadow=self.shadow,
             evidence=self.evidence,
             volume=volume,
+            monitoring_url=monitoring_url,
         )
+        self.fleet = FleetPass(fleet, self.candidate, clock, self._canary_bake) if fleet is not None else None
+        self.fleet_metrics = fleet_metrics
         self.ready, self.ready_reason = False, "no pass yet"
         self.last_plan: Plan | None = None
         interval = settings.schedule.interval
@@ -139,6 +150,8 @@ class ModelReconciler:
         self._quarantine_invalid(found.invalid)
         evidence = self.evidence.refresh(self.state.get(self.name).serving)
         decision = self.last_plan = self._plan(found.complete, evidence)
+        if self.fleet is not None:
+            return self._fleet_pass(decision, found.complete)
         if decision.action is not Action.PROMOTE or decision.version is None:
             idle = decision.action is Action.IDLE
             outcome = Outcome.IDLE if idle else Outcome.WAITING
@@ -148,6 +161,32 @@ class ModelReconciler:
         # last_error in /status) and quarantines nothing.
         golden = self.evidence.golden()
         return self.candidate.attempt(decision.version, found.complete.get(decision.version), golden)
+
+    def _fleet_pass(self, decision: Plan, complete: Mapping[int, Manifest]) -> PassResult:
+        """observe → decide → apply | step: the plan's PROMOTE only proposes a release; the fleet decides."""
+        assert self.fleet is not None
+        proposed = decision.version if decision.action is Action.PROMOTE else None
+        try:
+            return self.fleet.run(proposed, complete, self.evidence.golden)
+        finally:
+            if self.fleet_metrics is not None:
+                self.fleet_metrics.update(self.name, self.fleet.coordinator)
+
+    def _canary_bake(self, version: int, seconds: float) -> str | None:
+        """The canary's bake: the golden probe for ``seconds``, and the live-traffic gates if configured."""
+        return self.candidate.bake(version, seconds, self.evidence.golden())
+
+    def heartbeat(self) -> None:
+        """The fleet heartbeat job: this pod's ledger entry, busy or idle (no-op without a fleet)."""
+        if self.fleet is not None:
+            try:
+                self.fleet.heartbeat()
+            except AgentError as err:
+                self.reporter.failed(err, "fleet")
+
+    def fleet_busy(self) -> bool:
+        """A fleet release is under way: look again soon, not at the schedule's interval."""
+        return self.fleet is not None and self.fleet.unsettled()
 
     def _quarantine_invalid(self, invalid: Mapping[int, str]) -> None:
         """A version discovery judged invalid (bad manifest, wrong model, hostile object name) is quarantined
@@ -184,6 +223,9 @@ class ModelReconciler:
             replace_live=policy.live_floor,
         )
         obs = observe(self.state.get(self.name), complete, self.settings.local_path, evidence)
+        if self.fleet is not None:  # a fleet verdict is quarantine for every pod (lifted by `fleet clear`)
+            fleet = {v: "rejected by the fleet" for v in self.fleet.rejected()}
+            obs = replace(obs, quarantined={**fleet, **obs.quarantined})
         return plan(obs, rules, utc(self.clock.time()))
 
     # ---- convergence ----------------

@@ -20,6 +20,8 @@ from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import ServedModel
 from agent.core.errors import ConfigError, GoldenFileError, PermanentSourceError
 from agent.core.wedge import ReloadWatch
+from agent.fleet import open_coordinator
+from agent.fleet.metrics import FleetMetrics
 from agent.infra.clock import Clock, SystemClock
 from agent.infra.config import AgentSettings, ModelSettings
 from agent.infra.logs import event
@@ -125,6 +127,8 @@ class Agent:
         self.initial_config_written = threading.Event()
         self.volume = volume_limit(settings)
         self.reload_watch = reload_watch or ReloadWatch(settings.serving.wedge_reload_deadlines)
+        fleet = settings.fleet
+        self.fleet_metrics = FleetMetrics(self.registry) if fleet is not None else None
         self.reconcilers = {
             m.name: ModelReconciler(
                 m,
@@ -140,6 +144,9 @@ class Agent:
                 poll_interval=poll_gap_seconds(m.schedule),
                 live=live if m.policy.live_floor is not None else None,
                 volume=self.volume,
+                fleet=open_coordinator(m.source, fleet, self.clock) if fleet is not None else None,
+                fleet_metrics=self.fleet_metrics,
+                monitoring_url=settings.serving.monitoring_url,
             )
             for m in settings.models
         }

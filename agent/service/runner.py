@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.infra.clock import SystemClock
 from agent.infra.logs import event
@@ -16,6 +19,8 @@ from agent.service.notifications import Notifications
 from agent.service.scheduler import build_scheduler
 
 log = logging.getLogger("tfs_agent")
+ACTIVE_POLL = 2.0
+"""Seconds between a fleet model's passes while its release is under way."""
 
 
 def run_forever(agent: Agent, stop: threading.Event) -> None:
@@ -28,6 +33,7 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
     scheduler = build_scheduler(
         {m.name: (m.schedule, notifications.wrap(m.name, _job(agent, m.name))) for m in settings.models}
     )
+    _fleet_jobs(agent, scheduler)
     http = AgentHttp(
         host=settings.http.host,
         port=settings.http.port,
@@ -63,6 +69,47 @@ def run_forever(agent: Agent, stop: threading.Event) -> None:
 
 def _job(agent: Agent, model: str) -> Callable[[], PassResult]:
     return lambda: agent.reconcile(model)
+
+
+def _fleet_jobs(agent: Agent, scheduler: BackgroundScheduler) -> None:
+    """With a fleet: a heartbeat job per model, and a pass soon after one that left a release under way
+    (each fleet turn costs a poll; docs/fleet.md "Polling while a release is under way")."""
+    fleet = agent.settings.fleet
+    if fleet is None:
+        return
+    for name, reconciler in agent.reconcilers.items():
+        scheduler.add_job(
+            reconciler.heartbeat,
+            IntervalTrigger(seconds=fleet.heartbeat.total_seconds(), timezone="UTC"),
+            id=f"{name}:heartbeat",
+            name=f"fleet heartbeat {name}",
+            next_run_time=datetime.now().astimezone(),
+        )
+        job = scheduler.get_job(name)
+        scheduler.modify_job(name, func=_busy_job(agent, scheduler, name, job.func))
+
+
+def _busy_job(
+    agent: Agent, scheduler: BackgroundScheduler, model: str, job: Callable[[], object]
+) -> Callable[[], object]:
+    reconciler = agent.reconcilers[model]
+    interval = reconciler.settings.schedule.interval
+    soon = min(ACTIVE_POLL, interval.total_seconds()) if interval is not None else ACTIVE_POLL
+
+    def run() -> object:
+        result = job()
+        if reconciler.fleet_busy():
+            later = datetime.now().astimezone() + timedelta(seconds=soon)
+            scheduled = scheduler.get_job(model)
+            if (
+                scheduled is not None
+                and scheduled.next_run_time is not None
+                and scheduled.next_run_time > later
+            ):
+                scheduler.modify_job(model, next_run_time=later)
+        return result
+
+    return run
 
 
 class _Nudging:
