@@ -31,3 +31,21 @@ def build_degrading(
     out = base_path / str(version)
     tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
     return out
+
+
+def build_fails_on(base_path: Path, version: int, *, bad: float, a: float = 0.5, b: float = 2.0) -> Path:
+    """y = a·x + b, but an InvalidArgument error for any batch holding ``bad``: passes golden data that
+    lacks ``bad`` and fails live traffic that sends it (the fleet's canary case)."""
+    import tensorflow as tf
+
+    class FailsOn(tf.Module):  # type: ignore[misc]
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])  # type: ignore[misc]
+        def serve(self, x: Any) -> dict[str, Any]:
+            check = tf.debugging.assert_none_equal(x, tf.constant(bad), message="input the model cannot take")
+            with tf.control_dependencies([check]):
+                return {"y": a * x + b}
+
+    module = FailsOn()
+    out = base_path / str(version)
+    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
+    return out

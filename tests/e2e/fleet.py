@@ -1,0 +1,108 @@
+"""N pods on loopback: N (agent + tfs-devserver) process pairs against one bucket, with a ``fleet:`` block.
+
+What a test asserts about loads comes from the servers' own logs (``Approving load`` … ``Successfully
+loaded``), never from the agents' reports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.service.publish import publish
+from tests.e2e.stack import MODEL, SERVER_FLAGS, Stack
+from tests.savedmodels import build_half_plus_two
+from tests.servers import ServerHandle, free_port, server_command
+
+# The load generator sends x = [1, 2, 5]; the golden data here lacks 5, so a model failing on 5 passes it.
+GOLDEN = {"instances": [1.0, 3.0], "expected": [2.5, 3.5], "tolerance": {"atol": 1e-4}}
+_STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})"
+_START = re.compile(_STAMP + r".*Approving load for servable version \{name: (\S+) version: (\d+)\}")
+_END = re.compile(
+    _STAMP + r".*(?:Successfully loaded servable version |Loading servable: )\{name: (\S+) version: (\d+)\}"
+)
+
+
+class Pod(Stack):
+    """One replica: its agent in the fleet, its TF Serving with a REST port for the Prometheus endpoint."""
+
+    def __init__(self, tmp: Path, pod: str, bucket: str, fleet: dict[str, Any], **kw: Any) -> None:
+        tmp.mkdir(parents=True)
+        super().__init__(tmp, source=bucket, **kw)
+        self.pod = pod
+        (tmp / "golden.json").write_text(json.dumps(GOLDEN))
+        self.rest_port = free_port()
+        self.config["fleet"] = {"id": pod, **fleet}
+        url = f"http://127.0.0.1:{self.rest_port}/monitoring/prometheus/metrics"
+        self.config["serving"]["monitoring_url"] = url
+
+    def _launch_on(self, port: int) -> ServerHandle:
+        monitoring = self.tmp / "monitoring.config"
+        monitoring.write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n')
+        command = [
+            *server_command(),
+            f"--port={port}",
+            f"--rest_api_port={self.rest_port}",
+            f"--monitoring_config_file={monitoring}",
+            f"--model_config_file={self.config_file}",
+            "--file_system_poll_wait_seconds=1",
+            *SERVER_FLAGS,
+        ]
+        workdir = self.tmp / f"tfs-{port}-{len(list(self.tmp.glob('tfs-*')))}"
+        workdir.mkdir()
+        with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
+            process = subprocess.Popen(command, stdout=out, stderr=err, cwd=workdir)
+        return ServerHandle(process, port, None, workdir, command).wait_ready()
+
+    def server_logs(self) -> str:
+        return "".join((d / "stderr.txt").read_text() for d in sorted(self.tmp.glob("tfs-*")))
+
+    def load_spans(self) -> list[tuple[float, float, str, int]]:
+        """(start, end, model, version) of every load this pod's servers logged (unfinished: end = inf)."""
+        return _intervals(self.server_logs())
+
+
+def _time(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+
+def _intervals(text: str) -> list[tuple[float, float, str, int]]:
+    open_: dict[tuple[str, int], float] = {}
+    done: list[tuple[float, float, str, int]] = []
+    for line in text.splitlines():
+        if m := _START.search(line):
+            open_[(m[2], int(m[3]))] = _time(m[1])
+        elif (m := _END.search(line)) and (key := (m[2], int(m[3]))) in open_:
+            done.append((open_.pop(key), _time(m[1]), *key))
+    done.extend((start, float("inf"), *key) for key, start in open_.items())
+    return done
+
+
+def most_loading(pods: list[Pod], since: float, version: int) -> int:
+    """The most pods loading ``version`` (the model or its shadow) at one instant, from the servers' logs."""
+    spans = [
+        (s, e)
+        for p in pods
+        for s, e, name, v in p.load_spans()
+        if v == version and s >= since and name.startswith(MODEL)
+    ]
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda t: (t[0], t[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def shadow_loads(pods: list[Pod], version: int) -> int:
+    """How many times any server loaded ``version`` as the shadow model (validations across the fleet)."""
+    return sum(1 for p in pods for _, _, name, v in p.load_spans() if v == version and name != MODEL)
+
+
+def publish_version(tmp: Path, bucket: str, version: int, build: Any = None, **kw: Any) -> None:
+    src = (build or build_half_plus_two)(tmp / "build", version, **kw)
+    publish(src, bucket, version, progress=False, model=MODEL)

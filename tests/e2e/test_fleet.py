@@ -1,0 +1,84 @@
+"""The fleet wired into the running agent: N (agent + tfs-devserver) process pairs on loopback, one bucket.
+
+Loads are read from the servers' own logs, never from the agents' reports (docs/fleet.md)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agentproc import wait_for
+from tests.e2e.fleet import Pod, most_loading, publish_version, shadow_loads
+from tests.faulty_models import build_fails_on
+
+pytestmark = pytest.mark.slow
+
+FLEET = {
+    "name": "prod",
+    "max_unavailable": 1,
+    "canary": 1,
+    "canary_bake": "3s",
+    "slot_ttl": "6s",
+    "heartbeat": "1s",
+}
+GATES = {"max_error_ratio": 0.05, "max_p99_ratio": 1000.0, "min_requests": 10}
+
+
+@pytest.fixture
+def pods(tmp_path: Path) -> Iterator[list[Pod]]:
+    made: list[Pod] = []
+    yield made
+    for pod in made:
+        pod.close()
+
+
+def start_pods(made: list[Pod], tmp: Path, bucket: str, names: list[str], **kw: Any) -> list[Pod]:
+    for name in names:
+        pod = Pod(tmp / name, name, bucket, FLEET, policy={"live_gates": GATES}, **kw)
+        made.append(pod)
+        pod.start()
+    return made
+
+
+def on_version(pods: list[Pod], version: int, timeout: float = 180) -> None:
+    wait_for(
+        f"every pod serving {version}",
+        lambda: all(p.model().get("serving") == version and p.model().get("pending") is None for p in pods),
+        timeout,
+    )
+
+
+def test_good_release_rolls_pod_by_pod_validated_once(pods: list[Pod], tmp_path: Path) -> None:
+    """A good release moves one pod at a time (servers' logs), and only one server ever shadow-loads it."""
+    bucket = f"file://{tmp_path}/bucket/m"
+    Path(bucket.removeprefix("file://")).mkdir(parents=True)
+    publish_version(tmp_path, bucket, 1)
+    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b", "pod-c"])
+    on_version(pods, 1)
+    since = time.time()
+    loads = [p.load(rate=20) for p in pods]
+    publish_version(tmp_path, bucket, 2, b=2.0)
+    on_version(pods, 2)
+    assert most_loading(pods, since, 2) == 1
+    assert shadow_loads(pods, 2) == 1
+    assert sum(load.stop()["failed"] for load in loads) == 0
+
+
+def test_live_traffic_failure_stops_at_the_canary(pods: list[Pod], tmp_path: Path) -> None:
+    """A version passing the golden data but failing live traffic is rolled back on the canary alone."""
+    bucket = f"file://{tmp_path}/bucket/m"
+    Path(bucket.removeprefix("file://")).mkdir(parents=True)
+    publish_version(tmp_path, bucket, 1)
+    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b", "pod-c"])
+    on_version(pods, 1)
+    for p in pods:
+        p.load(rate=20)
+    publish_version(tmp_path, bucket, 2, build=build_fails_on, bad=5.0)
+    wait_for("the canary rolled v2 back", lambda: any(p.model()["quarantined"].get("2") for p in pods), 180)
+    on_version(pods, 1)
+    served_2 = [p.pod for p in pods if any(v == 2 and name == "m" for _, _, name, v in p.load_spans())]
+    assert len(served_2) == 1, served_2
