@@ -299,7 +299,14 @@ def clear(model: str, version: int, url: str, token_file: Path | None) -> None:
     show_default=True,
     help="Predict requests per second sent by the load generator.",
 )
-def demo(keep: bool, rate: float) -> None:
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Pods (agent + tfs-devserver each) in one fleet; above 1 the fleet demo (docs/fleet.md).",
+)
+def demo(keep: bool, rate: float, replicas: int) -> None:
     """Run the whole job locally: a file:// bucket, tfs-devserver and the agent.
 
     Publishes v1, starts a load generator, publishes a good v2 and a v3 failing its golden check, and prints
@@ -308,7 +315,7 @@ def demo(keep: bool, rate: float) -> None:
     """
     from agent.service.demo.run import run_demo
 
-    sys.exit(run_demo(keep=keep, rate=rate))
+    sys.exit(run_demo(keep=keep, rate=rate, replicas=replicas))
 
 
 def main() -> None:

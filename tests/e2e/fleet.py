@@ -7,12 +7,11 @@ loaded``), never from the agents' reports.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.service.demo.serverlog import load_spans, most_at_once
 from agent.service.publish import publish
 from tests.e2e.stack import MODEL, SERVER_FLAGS, Stack
 from tests.savedmodels import build_half_plus_two
@@ -20,11 +19,6 @@ from tests.servers import ServerHandle, free_port, server_command
 
 # The load generator sends x = [1, 2, 5]; the golden data here lacks 5, so a model failing on 5 passes it.
 GOLDEN = {"instances": [1.0, 3.0], "expected": [2.5, 3.5], "tolerance": {"atol": 1e-4}}
-_STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})"
-_START = re.compile(_STAMP + r".*Approving load for servable version \{name: (\S+) version: (\d+)\}")
-_END = re.compile(
-    _STAMP + r".*(?:Successfully loaded servable version |Loading servable: )\{name: (\S+) version: (\d+)\}"
-)
 
 
 class Pod(Stack):
@@ -63,39 +57,14 @@ class Pod(Stack):
 
     def load_spans(self) -> list[tuple[float, float, str, int]]:
         """(start, end, model, version) of every load this pod's servers logged (unfinished: end = inf)."""
-        return _intervals(self.server_logs())
-
-
-def _time(stamp: str) -> float:
-    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
-
-
-def _intervals(text: str) -> list[tuple[float, float, str, int]]:
-    open_: dict[tuple[str, int], float] = {}
-    done: list[tuple[float, float, str, int]] = []
-    for line in text.splitlines():
-        if m := _START.search(line):
-            open_[(m[2], int(m[3]))] = _time(m[1])
-        elif (m := _END.search(line)) and (key := (m[2], int(m[3]))) in open_:
-            done.append((open_.pop(key), _time(m[1]), *key))
-    done.extend((start, float("inf"), *key) for key, start in open_.items())
-    return done
+        return load_spans(self.server_logs())
 
 
 def most_loading(pods: list[Pod], since: float, version: int) -> int:
     """The most pods loading ``version`` (the model or its shadow) at one instant, from the servers' logs."""
-    spans = [
-        (s, e)
-        for p in pods
-        for s, e, name, v in p.load_spans()
-        if v == version and s >= since and name.startswith(MODEL)
-    ]
-    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda t: (t[0], t[1]))
-    most = now = 0
-    for _, step in edges:
-        now += step
-        most = max(most, now)
-    return most
+    return most_at_once(
+        (p.load_spans() for p in pods), lambda s: s[3] == version and s[0] >= since and s[2].startswith(MODEL)
+    )
 
 
 def shadow_loads(pods: list[Pod], version: int) -> int:

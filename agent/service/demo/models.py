@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 
-def build(out: Path, a: float, b: float) -> None:
-    """y = a·x + b on a float32 vector ``x`` (like TF Serving's half_plus_two example)."""
+def build(out: Path, a: float, b: float, bad: float | None = None) -> None:
+    """y = a·x + b on a float32 vector ``x`` (like TF Serving's half_plus_two example); with ``bad``, a
+    batch holding that value is refused (InvalidArgument): it passes golden data lacking it, fails traffic."""
     import tensorflow as tf
 
     class Affine(tf.Module):  # type: ignore[misc]  # tf.Module is untyped
@@ -19,16 +20,22 @@ def build(out: Path, a: float, b: float) -> None:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])  # type: ignore[untyped-decorator]
         def serve(self, x: object) -> dict[str, object]:
-            return {"y": self.a * x + self.b}
+            if bad is None:
+                return {"y": self.a * x + self.b}
+            check = tf.debugging.assert_none_equal(x, tf.constant(bad), message="input this model refuses")
+            with tf.control_dependencies([check]):
+                return {"y": self.a * x + self.b}
 
     module = Affine()
     tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
 
 
 def main(argv: list[str]) -> int:
-    """Arguments in threes: OUT_DIR A B, so one TensorFlow import builds every model."""
+    """Arguments in threes: OUT_DIR A B (B as ``b@bad`` refuses inputs equal to bad), so one TensorFlow
+    import builds every model."""
     for i in range(0, len(argv), 3):
-        build(Path(argv[i]), float(argv[i + 1]), float(argv[i + 2]))
+        b, _, bad = argv[i + 2].partition("@")
+        build(Path(argv[i]), float(argv[i + 1]), float(b), float(bad) if bad else None)
     return 0
 
 

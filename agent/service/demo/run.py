@@ -24,6 +24,8 @@ MODEL = "half_plus_two"
 GOLDEN = {"instances": [1.0, 2.0, 5.0], "expected": [2.5, 3.0, 4.5], "tolerance": {"atol": 1e-4}}
 # (version, a, b): v2 is a retrained model with the same answers; v3 gives wrong answers (y = x/2 + 3).
 VERSIONS = ((1, 0.5, 2.0), (2, 0.5, 2.0), (3, 0.5, 3.0))
+# The fleet demo's v3 answers correctly but refuses the input 5 that the load sends (golden data lacks it).
+FLEET_VERSIONS = ((1, 0.5, 2.0), (2, 0.5, 2.0), (3, 0.5, "2.0@5.0"))
 
 
 class Timeline:
@@ -82,13 +84,19 @@ def _model(agent: Agent) -> dict[str, Any]:
     return models[MODEL]
 
 
-def run_demo(keep: bool = False, rate: float = 100.0) -> int:
-    """Run the demo; 0 only if v2 was promoted with zero failed requests and v3 rejected while v2 served."""
+def run_demo(keep: bool = False, rate: float = 100.0, replicas: int = 1) -> int:
+    """Run the demo; 0 only if v2 was promoted with zero failed requests and v3 rejected while v2 served
+    (with replicas > 1: v2 rolled pod by pod and v3 stopped at the canary, agent.service.demo.fleet)."""
     work = Path(tempfile.mkdtemp(prefix="tfs-agent-demo-"))
     tl = Timeline()
     tl.say(f"working in {work}")
     try:
         with ExitStack() as stack:
+            if replicas > 1:
+                from agent.service.demo.fleet import run_fleet_demo
+
+                builds = _build_models(work, tl, FLEET_VERSIONS)
+                return run_fleet_demo(work, tl, stack, builds, replicas)
             return _scenario(work, tl, stack, rate)
     finally:
         if keep:
@@ -137,10 +145,12 @@ def _scenario(work: Path, tl: Timeline, stack: ExitStack, rate: float) -> int:
     return _verdict(tl, agent, load())
 
 
-def _build_models(work: Path, tl: Timeline) -> dict[int, Path]:
+def _build_models(
+    work: Path, tl: Timeline, versions: tuple[tuple[int, float, float | str], ...] = VERSIONS
+) -> dict[int, Path]:
     args: list[str] = []
     out: dict[int, Path] = {}
-    for version, a, b in VERSIONS:
+    for version, a, b in versions:
         out[version] = work / "build" / str(version)
         args += [str(out[version]), str(a), str(b)]
     subprocess.run(
