@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.fleet.metrics import FleetMetrics
 from agent.infra.metrics import AgentMetrics
 from tests.deploy.conftest import K8S, MONITORING, ROOT, load_yaml, only, render, run, tool
 
@@ -54,6 +55,9 @@ def _exported_names() -> set[str]:
     metrics.evidence_ok.labels("m", "golden").set(1)
     metrics.stage_duration.labels("m", "download").observe(1)
     metrics.poll_duration.labels("m").observe(1)
+    fleet = FleetMetrics(registry)
+    fleet.phase.labels("m", "rolling").set(1)
+    fleet.events.labels("m", "takeover").inc()
     families = text_string_to_metric_families(generate_latest(registry).decode())
     return {sample.name for family in families for sample in family.samples}
 
