@@ -1,4 +1,5 @@
-"""Live-traffic gates from TF Serving's own Prometheus endpoint (``--monitoring_config_file``, B21).
+"""Live-traffic gates from TF Serving's own Prometheus endpoint (``--monitoring_config_file``; B21 in
+docs/tfserving-behaviour.md).
 
 ``scrape(url, model)`` reads ``:tensorflow:serving:request_count`` by status and the
 ``:tensorflow:serving:request_latency`` histogram (microseconds) of one model; ``judge(before, during, after,
