@@ -92,11 +92,28 @@ class FleetPass:
             if step.action is Action.HEARTBEAT:
                 self.heartbeat()
             elif step.action in _PIPELINE:
-                result = self._step(step, view, complete, golden)
+                result = self._step_or_yield(step, view, complete, golden)
                 self.heartbeat()
             elif not self.coordinator.apply(step, pod):
                 event(log, "fleet: lost a race; observing again", model=self.name, step=step.action)
         return _settle(result, Outcome.WAITING, "fleet: more steps next pass")
+
+    def _step_or_yield(
+        self,
+        step: FleetStep,
+        view: FleetView,
+        complete: Mapping[int, Manifest],
+        golden: Callable[[], Golden | None],
+    ) -> PassResult:
+        """The step; a retry (TF Serving or the bucket unreachable) first gives the slot back, so a pod
+        that can go on takes it now instead of after slot_ttl."""
+        try:
+            return self._step(step, view, complete, golden)
+        except AgentError:
+            if self.coordinator.view.mine is not None:
+                self.coordinator.release_slot()
+            self.phase = "idle"
+            raise
 
     def _step(
         self,
