@@ -4,6 +4,7 @@ Loads are read from the servers' own logs, never from the agents' reports (docs/
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,60 @@ def test_live_traffic_failure_stops_at_the_canary(pods: list[Pod], tmp_path: Pat
     on_version(pods, 1)
     served_2 = [p.pod for p in pods if any(v == 2 and name == "m" for _, _, name, v in p.load_spans())]
     assert len(served_2) == 1, served_2
+
+
+def _records(bucket: str) -> Path:
+    return Path(bucket.removeprefix("file://")) / "_fleet" / "prod"
+
+
+def _rolling_holder(bucket: str) -> str | None:
+    """The pod holding a slot while the release is rolling (read from the bucket's own records)."""
+    folder = _records(bucket)
+    try:
+        release = json.loads((folder / "release.json").read_text())
+        slots = [json.loads(p.read_text()) for p in (folder / "slots").glob("*.json")]
+    except (OSError, ValueError):
+        return None
+    if release["phase"] != "rolling" or release["target"] != 2:
+        return None
+    return next((s["holder"] for s in slots if s["holder"]), None)
+
+
+def test_pod_joining_mid_rollout_goes_to_the_target(pods: list[Pod], tmp_path: Path) -> None:
+    """A pod started while v2 rolls ends on v2 without validating it again (one shadow load in the fleet)."""
+    bucket = f"file://{tmp_path}/bucket/m"
+    Path(bucket.removeprefix("file://")).mkdir(parents=True)
+    publish_version(tmp_path, bucket, 1)
+    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b"])
+    on_version(pods, 1)
+    publish_version(tmp_path, bucket, 2, b=2.0)
+    wait_for("a pod on v2", lambda: any(p.model().get("serving") == 2 for p in pods), 180)
+    start_pods(pods, tmp_path, bucket, ["pod-c"])
+    on_version(pods, 2)
+    assert shadow_loads(pods, 2) == 1
+
+
+def test_slot_holder_sigkilled_mid_rollout(pods: list[Pod], tmp_path: Path) -> None:
+    """The agent holding a slot is SIGKILLed: its slot expires, the others finish, and it recovers."""
+    bucket = f"file://{tmp_path}/bucket/m"
+    Path(bucket.removeprefix("file://")).mkdir(parents=True)
+    publish_version(tmp_path, bucket, 1)
+    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b", "pod-c"])
+    on_version(pods, 1)
+    publish_version(tmp_path, bucket, 2, b=2.0)
+    holder = wait_for("a slot held while rolling", lambda: _rolling_holder(bucket), 180)
+    victim = next(p for p in pods if p.pod == holder)
+    assert victim.agent is not None
+    victim.agent.kill()
+    survivors = [p for p in pods if p is not victim]
+    on_version(survivors, 2)
+    logs = "".join(f.read_text() for p in survivors for f in p.tmp.glob("agent-*.log"))
+    assert "takeover=True" in logs  # the dead holder's slot was taken over, by the store's clock
+    _restart(victim)
+    on_version(pods, 2)
+
+
+def _restart(pod: Pod) -> None:
+    from tests.agentproc import AgentProcess
+
+    pod.agent = AgentProcess(pod.tmp, pod.config, env=pod.agent_env).start()
