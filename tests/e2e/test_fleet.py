@@ -140,3 +140,31 @@ def _restart(pod: Pod) -> None:
     from tests.agentproc import AgentProcess
 
     pod.agent = AgentProcess(pod.tmp, pod.config, env=pod.agent_env).start()
+
+
+def test_good_release_over_fake_gcs_server(
+    pods: list[Pod], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rollout over gs:// (fake-gcs-server): one pod loading at a time, one validation."""
+    from tests.gcs import FakeGcsServer
+
+    gcs = FakeGcsServer(tmp_path)
+    gcs.start()
+    try:
+        gcs.client().create_bucket("ml-models")
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+        bucket = "gs://ml-models/m"
+        publish_version(tmp_path, bucket, 1)
+        env = {"STORAGE_EMULATOR_HOST": gcs.url}
+        start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b", "pod-c"], agent_env=env)
+        on_version(pods, 1)
+        since = time.time()
+        publish_version(tmp_path, bucket, 2, b=2.0)
+        on_version(pods, 2)
+        assert most_loading(pods, since, 2) == 1
+        assert shadow_loads(pods, 2) == 1
+    finally:
+        for pod in pods:  # before the emulator goes
+            pod.close()
+        pods.clear()
+        gcs.stop()
