@@ -131,13 +131,19 @@ def report(r: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--simulate", type=int, required=True, metavar="PODS", help="simulated pods")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--simulate", type=int, metavar="PODS", help="simulated pods")
+    group.add_argument("--pods", type=int, help="real pods (agent + tfs-devserver each) on loopback")
+    parser.add_argument("--releases", type=int, default=10, help="releases published (with --pods)")
     parser.add_argument("--max-unavailable", default="10%", help="a count or a percentage (default 10%%)")
     parser.add_argument("--skew", type=float, default=30.0, help="pod clocks up to ± this many s off")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=RESULTS / "fleet-simulated.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     started = time.monotonic()
+    if args.pods:
+        return _live(args.pods, args.releases, args.out or RESULTS / "fleet-live.json", started)
+    args.out = args.out or RESULTS / "fleet-simulated.json"
     result = run(args.simulate, args.max_unavailable, seed=args.seed, skew=args.skew)
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     print(report(result))
@@ -148,6 +154,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         and good["validations"] == 1
         and good["max_loading_at_once"] <= good["slots"]
         and bad["pods_that_served_3"] <= 1
+    )
+    return 0 if ok else 1
+
+
+def _live(pods: int, releases: int, out: Path, started: float) -> int:
+    """Real processes (benchmarks.fleet_live); exit 0 only on the issue's goals."""
+    from benchmarks.fleet_live import run_live
+
+    result = run_live(pods, releases)
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    print(f"wrote {write_json(out, result)}")
+    ok = (
+        result["most_pods_loading_at_once"] <= result["max_unavailable"]
+        and all(n == 1 for n in result["validations_per_version"].values())
+        and len(result["pods_that_served_an_aborted_version"]) <= result["canary"]
     )
     return 0 if ok else 1
 
