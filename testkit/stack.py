@@ -117,12 +117,17 @@ class Stack:
             f"--model_config_file={self.config_file}",
             "--file_system_poll_wait_seconds=1",
             *SERVER_FLAGS,
+            *self.extra_server_flags(),
         ]
         workdir = self.tmp / f"tfs-{port}-{len(list(self.tmp.glob('tfs-*')))}"
         workdir.mkdir()
         with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
             process = subprocess.Popen(command, stdout=out, stderr=err, cwd=workdir)
         return ServerHandle(process, port, None, workdir, command).wait_ready()
+
+    def extra_server_flags(self) -> list[str]:
+        """More TF Serving flags (a subclass's REST and monitoring ports, say)."""
+        return []
 
     def restart_server(self, *, kill: bool = True) -> None:
         assert self.server is not None

@@ -92,28 +92,15 @@ class FleetPass:
             if step.action is Action.HEARTBEAT:
                 self.heartbeat()
             elif step.action in _PIPELINE:
-                result = self._step_or_yield(step, view, complete, golden)
+                try:
+                    result = self._step(step, view, complete, golden)
+                except AgentError:
+                    self._yield_slot()
+                    raise
                 self.heartbeat()
             elif not self.coordinator.apply(step, pod):
                 event(log, "fleet: lost a race; observing again", model=self.name, step=step.action)
         return _settle(result, Outcome.WAITING, "fleet: more steps next pass")
-
-    def _step_or_yield(
-        self,
-        step: FleetStep,
-        view: FleetView,
-        complete: Mapping[int, Manifest],
-        golden: Callable[[], Golden | None],
-    ) -> PassResult:
-        """The step; a retry (TF Serving or the bucket unreachable) first gives the slot back, so a pod
-        that can go on takes it now instead of after slot_ttl."""
-        try:
-            return self._step(step, view, complete, golden)
-        except AgentError:
-            if self.coordinator.view.mine is not None:
-                self.coordinator.release_slot()
-            self.phase = "idle"
-            raise
 
     def _step(
         self,
@@ -122,9 +109,9 @@ class FleetPass:
         complete: Mapping[int, Manifest],
         golden: Callable[[], Golden | None],
     ) -> PassResult:
+        event(log, "fleet step", model=self.name, step=step.action, version=step.version, reason=step.reason)
         version = step.version
         assert version is not None
-        event(log, "fleet step", model=self.name, step=step.action, version=version, reason=step.reason)
         if step.action is Action.VALIDATE:
             return self._validate(version, complete.get(version), golden(), view)
         if step.action is Action.SWITCH:
@@ -132,6 +119,13 @@ class FleetPass:
         if step.action is Action.BAKE:
             return self._bake(version)
         return self._roll_back(version, step.reason)
+
+    def _yield_slot(self) -> None:
+        """A step ending in a retry (TF Serving or the bucket unreachable) gives its slot back, so a pod
+        that can go on takes it now instead of after slot_ttl."""
+        if self.coordinator.view.mine is not None:
+            self.coordinator.release_slot()
+        self.phase = "idle"
 
     def _keeper(self, view: FleetView) -> AbstractContextManager[object]:
         return SlotKeeper(self.coordinator) if view.mine is not None else nullcontext()

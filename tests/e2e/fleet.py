@@ -7,15 +7,14 @@ loaded``), never from the agents' reports.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from agent.service.demo.serverlog import load_spans, most_at_once
 from agent.service.publish import publish
-from tests.e2e.stack import MODEL, SERVER_FLAGS, Stack
+from tests.e2e.stack import MODEL, Stack
 from tests.savedmodels import build_half_plus_two
-from tests.servers import ServerHandle, free_port, server_command
+from tests.servers import free_port
 
 # The load generator sends x = [1, 2, 5]; the golden data here lacks 5, so a model failing on 5 passes it.
 GOLDEN = {"instances": [1.0, 3.0], "expected": [2.5, 3.5], "tolerance": {"atol": 1e-4}}
@@ -34,23 +33,10 @@ class Pod(Stack):
         url = f"http://127.0.0.1:{self.rest_port}/monitoring/prometheus/metrics"
         self.config["serving"]["monitoring_url"] = url
 
-    def _launch_on(self, port: int) -> ServerHandle:
+    def extra_server_flags(self) -> list[str]:
         monitoring = self.tmp / "monitoring.config"
         monitoring.write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n')
-        command = [
-            *server_command(),
-            f"--port={port}",
-            f"--rest_api_port={self.rest_port}",
-            f"--monitoring_config_file={monitoring}",
-            f"--model_config_file={self.config_file}",
-            "--file_system_poll_wait_seconds=1",
-            *SERVER_FLAGS,
-        ]
-        workdir = self.tmp / f"tfs-{port}-{len(list(self.tmp.glob('tfs-*')))}"
-        workdir.mkdir()
-        with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
-            process = subprocess.Popen(command, stdout=out, stderr=err, cwd=workdir)
-        return ServerHandle(process, port, None, workdir, command).wait_ready()
+        return [f"--rest_api_port={self.rest_port}", f"--monitoring_config_file={monitoring}"]
 
     def server_logs(self) -> str:
         return "".join((d / "stderr.txt").read_text() for d in sorted(self.tmp.glob("tfs-*")))

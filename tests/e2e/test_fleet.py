@@ -45,6 +45,16 @@ def start_pods(made: list[Pod], tmp: Path, bucket: str, names: list[str], **kw: 
     return made
 
 
+def fleet_on_v1(made: list[Pod], tmp: Path, names: list[str]) -> str:
+    """A file:// bucket with v1, the pods started on it, every pod serving v1; the bucket's URI."""
+    bucket = f"file://{tmp}/bucket/m"
+    Path(bucket.removeprefix("file://")).mkdir(parents=True)
+    publish_version(tmp, bucket, 1)
+    start_pods(made, tmp, bucket, names)
+    on_version(made, 1)
+    return bucket
+
+
 def on_version(pods: list[Pod], version: int, timeout: float = 180) -> None:
     wait_for(
         f"every pod serving {version}",
@@ -55,11 +65,7 @@ def on_version(pods: list[Pod], version: int, timeout: float = 180) -> None:
 
 def test_good_release_rolls_pod_by_pod_validated_once(pods: list[Pod], tmp_path: Path) -> None:
     """A good release moves one pod at a time (servers' logs), and only one server ever shadow-loads it."""
-    bucket = f"file://{tmp_path}/bucket/m"
-    Path(bucket.removeprefix("file://")).mkdir(parents=True)
-    publish_version(tmp_path, bucket, 1)
-    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b", "pod-c"])
-    on_version(pods, 1)
+    bucket = fleet_on_v1(pods, tmp_path, ["pod-a", "pod-b", "pod-c"])
     since = time.time()
     loads = [p.load(rate=20) for p in pods]
     publish_version(tmp_path, bucket, 2, b=2.0)
@@ -71,11 +77,7 @@ def test_good_release_rolls_pod_by_pod_validated_once(pods: list[Pod], tmp_path:
 
 def test_live_traffic_failure_stops_at_the_canary(pods: list[Pod], tmp_path: Path) -> None:
     """A version passing the golden data but failing live traffic is rolled back on the canary alone."""
-    bucket = f"file://{tmp_path}/bucket/m"
-    Path(bucket.removeprefix("file://")).mkdir(parents=True)
-    publish_version(tmp_path, bucket, 1)
-    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b", "pod-c"])
-    on_version(pods, 1)
+    bucket = fleet_on_v1(pods, tmp_path, ["pod-a", "pod-b", "pod-c"])
     for p in pods:
         p.load(rate=20)
     publish_version(tmp_path, bucket, 2, build=build_fails_on, bad=5.0)
@@ -104,11 +106,7 @@ def _rolling_holder(bucket: str) -> str | None:
 
 def test_pod_joining_mid_rollout_goes_to_the_target(pods: list[Pod], tmp_path: Path) -> None:
     """A pod started while v2 rolls ends on v2 without validating it again (one shadow load in the fleet)."""
-    bucket = f"file://{tmp_path}/bucket/m"
-    Path(bucket.removeprefix("file://")).mkdir(parents=True)
-    publish_version(tmp_path, bucket, 1)
-    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b"])
-    on_version(pods, 1)
+    bucket = fleet_on_v1(pods, tmp_path, ["pod-a", "pod-b"])
     publish_version(tmp_path, bucket, 2, b=2.0)
     wait_for("a pod on v2", lambda: any(p.model().get("serving") == 2 for p in pods), 180)
     start_pods(pods, tmp_path, bucket, ["pod-c"])
@@ -118,11 +116,7 @@ def test_pod_joining_mid_rollout_goes_to_the_target(pods: list[Pod], tmp_path: P
 
 def test_slot_holder_sigkilled_mid_rollout(pods: list[Pod], tmp_path: Path) -> None:
     """The agent holding a slot is SIGKILLed: its slot expires, the others finish, and it recovers."""
-    bucket = f"file://{tmp_path}/bucket/m"
-    Path(bucket.removeprefix("file://")).mkdir(parents=True)
-    publish_version(tmp_path, bucket, 1)
-    start_pods(pods, tmp_path, bucket, ["pod-a", "pod-b", "pod-c"])
-    on_version(pods, 1)
+    bucket = fleet_on_v1(pods, tmp_path, ["pod-a", "pod-b", "pod-c"])
     publish_version(tmp_path, bucket, 2, b=2.0)
     holder = wait_for("a slot held while rolling", lambda: _rolling_holder(bucket), 180)
     victim = next(p for p in pods if p.pod == holder)
