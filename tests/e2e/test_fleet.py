@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.agentproc import wait_for
-from tests.e2e.fleet import Pod, most_loading, publish_version, shadow_loads
-from tests.faulty_models import build_fails_on
+from testkit.faulty_models import build_fails_on
+from testkit.fleet import Pod, most_loading, publish_version, shadow_loads, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -131,7 +130,7 @@ def test_slot_holder_sigkilled_mid_rollout(pods: list[Pod], tmp_path: Path) -> N
 
 
 def _restart(pod: Pod) -> None:
-    from tests.agentproc import AgentProcess
+    from testkit.agentproc import AgentProcess
 
     pod.agent = AgentProcess(pod.tmp, pod.config, env=pod.agent_env).start()
 
@@ -140,7 +139,7 @@ def test_good_release_over_fake_gcs_server(
     pods: list[Pod], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same rollout over gs:// (fake-gcs-server): one pod loading at a time, one validation."""
-    from tests.gcs import FakeGcsServer
+    from testkit.gcs import FakeGcsServer
 
     gcs = FakeGcsServer(tmp_path)
     gcs.start()

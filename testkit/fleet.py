@@ -12,9 +12,10 @@ from typing import Any
 
 from agent.service.demo.serverlog import load_spans, most_at_once
 from agent.service.publish import publish
-from tests.e2e.stack import MODEL, Stack
-from tests.savedmodels import build_half_plus_two
-from tests.servers import free_port
+from testkit.poll import poll_until
+from testkit.ports import free_port
+from testkit.savedmodels import build_half_plus_two
+from testkit.stack import MODEL, Stack
 
 # The load generator sends x = [1, 2, 5]; the golden data here lacks 5, so a model failing on 5 passes it.
 GOLDEN = {"instances": [1.0, 3.0], "expected": [2.5, 3.5], "tolerance": {"atol": 1e-4}}
@@ -44,6 +45,11 @@ class Pod(Stack):
     def load_spans(self) -> list[tuple[float, float, str, int]]:
         """(start, end, model, version) of every load this pod's servers logged (unfinished: end = inf)."""
         return load_spans(self.server_logs())
+
+
+def wait_for(what: str, check: Any, timeout: float) -> Any:
+    """``check``'s first truthy value, polled every 0.1 s for up to ``timeout`` seconds."""
+    return poll_until(check, timeout=timeout, interval=0.1, what=what)
 
 
 def most_loading(pods: list[Pod], since: float, version: int) -> int:
