@@ -17,7 +17,7 @@ from pathlib import Path
 from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.core.domain import MANIFEST_NAME
 from agent.core.manifest import serialize_manifest
-from agent.infra.config import parse_completion
+from agent.infra.config_policy import parse_completion
 from agent.pipeline.discovery import Discovery
 from testkit.fakes_sources import manifest_for
 from testkit.gcs import FakeGcsServer, Proxy, new_bucket, running_server

@@ -39,7 +39,7 @@ from agent.core.fleet_records import (
 from agent.fleet.decide import Action, FleetStep, PodState
 from agent.fleet.view import FleetParams, FleetView, build_view, release_of
 from agent.infra.clock import Clock
-from agent.infra.config import FleetSettings
+from agent.infra.config_fleet import FleetSettings
 from agent.infra.logs import event
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from agent.core.fleet_records import (
     index_from_name,
     slot_name,
 )
-from agent.infra.config import FleetSettings
+from agent.infra.config_fleet import FleetSettings
 
 
 @dataclass(frozen=True)

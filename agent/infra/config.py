@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import zoneinfo
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -28,61 +25,13 @@ from pydantic import (
 
 from agent.core.cron import CronWindow
 from agent.core.errors import ConfigError
-from agent.core.evidence import LiveFloor
-from agent.core.fleet_records import check_fleet_name
-from agent.core.golden import METRICS
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: object) -> timedelta:
-    """``"90s"``, ``"10m"``, ``"1h30m"``, ``"250ms"`` or a number of seconds → timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"duration must not be negative, got {value}")
-        return timedelta(seconds=value)
-    text = str(value).strip().replace(" ", "")
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text):
-        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 1h30m or 250ms")
-    return timedelta(seconds=total)
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMGTPE]i?|k)?")
-_SIZE_FACTORS = {"": 1, "k": 10**3, "K": 10**3}
-for _i, _prefix in enumerate("KMGTPE", start=1):
-    _SIZE_FACTORS[_prefix + "i"] = 1024**_i
-    _SIZE_FACTORS.setdefault(_prefix, 1000**_i)
-
-
-def parse_size(value: object) -> int:
-    """Bytes written as Kubernetes writes quantities: ``"10Gi"``, ``"500Mi"``, ``"2G"`` or a number of bytes,
-    so the figure can be copied from the emptyDir's ``sizeLimit`` unchanged."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError(f"size must be positive, got {value}")
-        return value
-    match = _SIZE.fullmatch(str(value).strip())
-    if match is None or float(match.group(1)) <= 0:
-        raise ValueError(f"{value!r} is not a size; write e.g. 10Gi, 500Mi or a number of bytes")
-    return int(float(match.group(1)) * _SIZE_FACTORS[match.group(2) or ""])
-
-
-Size = Annotated[int, BeforeValidator(parse_size)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from agent.infra.config_base import Duration, Size, _Strict
+from agent.infra.config_fleet import FleetSettings
+from agent.infra.config_policy import (
+    CompletionSettings,
+    PolicySettings,
+    parse_completion,
+)
 
 
 class ServingSettings(_Strict):
@@ -150,154 +99,6 @@ class ScheduleSettings(_Strict):
         if self.interval is not None and self.interval.total_seconds() <= 0:
             raise ValueError("interval must be positive, e.g. 30s")
         return self
-
-
-class LiveFloorSettings(_Strict):
-    """``replace_below: {query: 'avg_over_time(model_online_accuracy{model="m"}[1h])', below: 0.8}``: the
-    serving version is replaced once this PromQL query, evaluated on ``monitoring.prometheus_url``, falls
-    below ``below`` (or rises above ``above``). No data or an unreachable Prometheus never replaces it."""
-
-    query: str = Field(min_length=1)
-    below: float | None = None
-    above: float | None = None
-    name: str = "live metric"
-    """How /status names the value, e.g. ``online accuracy``."""
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> LiveFloorSettings:
-        if (self.below is None) == (self.above is None):
-            raise ValueError("give exactly one of below: (accuracy-like) or above: (error-like)")
-        return self
-
-    def floor(self) -> LiveFloor:
-        return LiveFloor(self.query, self.below, self.above, self.name)
-
-
-def _replace_below(value: object) -> object:
-    """A mapping with ``query`` is a live floor; otherwise golden metric floors, by known metric name."""
-    if not isinstance(value, Mapping):
-        return value
-    if "query" in value:
-        try:
-            return LiveFloorSettings.model_validate(dict(value))
-        except ValidationError as err:  # one clear message instead of one per member of the union
-            raise ValueError(
-                "live floor: "
-                + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors())
-            ) from None
-    unknown = sorted(str(k) for k in value if k not in METRICS)
-    if unknown:
-        raise ValueError(
-            f"unknown metric(s) {unknown}: golden floors take {', '.join(METRICS)}; "
-            "for a live metric write {query: <PromQL>, below: <number>}"
-        )
-    return value
-
-
-class LiveGatesSettings(_Strict):
-    """The bake judged on live traffic from TF Serving's Prometheus endpoint (``serving.monitoring_url``):
-    the bake window against the pod's own baseline before the swap."""
-
-    max_error_ratio: float = Field(0.01, ge=0, le=1)
-    """Most failed requests / all requests in the bake window."""
-    max_p99_ratio: float = Field(3.0, gt=0)
-    """Most the window's p99 latency may be, as a multiple of the baseline's."""
-    min_requests: int = Field(20, ge=1)
-    """Fewer requests than this in the window: the gates do not judge (the golden probe still does)."""
-
-
-class PolicySettings(_Strict):
-    """Which versions go live and when: version, time-interval and performance policies
-    (docs/architecture.md#policies)."""
-
-    versions: Literal["newer", "latest", "pinned"] = "newer"
-    """newer: only versions above the serving one; latest: the highest complete version, even a lower one
-    (after a bucket rollback); pinned: only the version an operator pinned."""
-    window: str | None = None
-    """Cron expression (5 fields; names such as ``MON-FRI``, ``JAN`` and 7 for Sunday work); promotions happen
-    only in a minute it matches, e.g. ``* 9-16 * * MON-FRI``."""
-    window_timezone: str = "UTC"
-    """IANA time zone the window is read in (e.g. ``Europe/Berlin``), DST-correct."""
-    min_interval: Duration = timedelta(0)
-    """Least time between two promotions of this model."""
-    champion_tolerance: float | None = None
-    """A candidate's gated metric may trail the serving version's by at most this much (absolute)."""
-    replace_below: Annotated[dict[str, float] | LiveFloorSettings | None, BeforeValidator(_replace_below)] = (
-        None
-    )
-    """Promote only once the serving version performs below a floor: on the golden data (``{accuracy: 0.9}``,
-    ``{mae: 0.5}``; re-scored when the file changes and every ``rescore_interval``), or a live metric
-    (``{query: ..., below: 0.8}``). None promotes whenever a candidate passes."""
-    rescore_interval: Duration = timedelta(minutes=10)
-    """Re-score the serving version on the golden data at least this often (and whenever the file changes)."""
-    bake_time: Duration = timedelta(seconds=10)
-    """After a promotion, smoke-check the model for this long; a failure rolls back."""
-    signature_change: Literal["reject", "allow"] = "reject"
-    """reject: a candidate whose SignatureDefs break what the serving version's clients send or read (a
-    signature, input or output removed or renamed, a dtype or incompatible shape change) is rejected;
-    allow: such a change is reported in the verdict but lets an intentional break through."""
-    live_gates: LiveGatesSettings | None = None
-    """Judge the bake (a fleet's canary bake too) on live traffic; needs ``serving.monitoring_url``."""
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str | None) -> str | None:
-        if value is not None:
-            CronWindow(value)  # raises ValueError naming the bad field
-        return value
-
-    @field_validator("window_timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(
-                f"{value!r} is not an IANA time zone; write e.g. Europe/Berlin, America/New_York or UTC"
-            ) from err
-        return value
-
-    @field_validator("rescore_interval")
-    @classmethod
-    def _rescore(cls, value: timedelta) -> timedelta:
-        if value.total_seconds() <= 0:
-            raise ValueError("rescore_interval must be positive, e.g. 10m")
-        return value
-
-    @property
-    def window_tz(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.window_timezone)
-
-    @property
-    def golden_floor(self) -> dict[str, float] | None:
-        return self.replace_below if isinstance(self.replace_below, dict) else None
-
-    @property
-    def live_floor(self) -> LiveFloor | None:
-        live = self.replace_below
-        return live.floor() if isinstance(live, LiveFloorSettings) else None
-
-
-class CompletionSettings(_Strict):
-    """Parsed form of ``completion``: manifest | marker:<name> | quiet:<duration>."""
-
-    mode: Literal["manifest", "marker", "quiet"] = "manifest"
-    marker: str | None = None
-    quiet: timedelta | None = None
-
-
-def parse_completion(value: object) -> CompletionSettings:
-    if isinstance(value, CompletionSettings):
-        return value
-    text = str(value).strip()
-    if text == "manifest":
-        return CompletionSettings()
-    kind, _, arg = text.partition(":")
-    if kind == "marker" and arg and "/" not in arg:
-        return CompletionSettings(mode="marker", marker=arg)
-    if kind == "quiet" and arg:
-        return CompletionSettings(mode="quiet", quiet=parse_duration(arg))
-    raise ValueError(f"{text!r} is not a completion mode; write manifest, marker:_SUCCESS or quiet:120s")
 
 
 _TOPIC = re.compile(r"projects/[a-z][a-z0-9.:-]{1,62}/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
@@ -406,69 +207,6 @@ class ModelSettings(_Strict):
         if not value.is_absolute():
             raise ValueError(f"{value} must be an absolute path (TF Serving rejects relative base paths)")
         return value
-
-
-def _pod_name() -> str:
-    """This replica's default fleet id: $POD_NAME (the Kubernetes downward API), then the hostname."""
-    return os.environ.get("POD_NAME") or socket.gethostname()
-
-
-def _max_unavailable(value: object) -> int | str:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    text = str(value).strip()
-    if re.fullmatch(r"\d+", text) and int(text) >= 1:
-        return int(text)
-    if re.fullmatch(r"\d+(\.\d+)?%", text) and 0 < float(text[:-1]) <= 100:
-        return text
-    raise ValueError(f"{value!r} is not a replica count or percentage; write e.g. 1 or 10%")
-
-
-class FleetSettings(_Strict):
-    """Several replicas of one model roll a version in turn through records in the bucket (docs/fleet.md).
-
-    Absent: every agent acts alone, exactly as before."""
-
-    name: str = "default"
-    """Which fleet: staging and prod may read one bucket, never one fleet (records under _fleet/<name>/)."""
-    id: str = Field(default_factory=_pod_name)
-    """This replica's ledger name; default $POD_NAME, then the hostname. Unique within the fleet."""
-    max_unavailable: Annotated[int | str, BeforeValidator(_max_unavailable)] = 1
-    """Replicas loading or swapping at once: a count, or a percentage of live pods ("10%", at least one)."""
-    canary: int = Field(1, ge=0)
-    """Replicas that switch and bake on live traffic before the rest move; 0 skips the canary phase."""
-    canary_bake: Duration = timedelta(seconds=60)
-    """How long each canary serves the new version on live traffic before the rest may follow."""
-    slot_ttl: Duration = timedelta(seconds=30)
-    """A slot not renewed for this long (by the store's clock) is taken over; renewed every third of it."""
-    heartbeat: Duration = timedelta(seconds=10)
-    """How often a pod rewrites its ledger entry (also while idle)."""
-    dead_after: Duration | None = None
-    """A pod silent this long is not live (default 4 heartbeats): it holds no release open."""
-    forget_after: Duration = timedelta(hours=1)
-    """A silent pod's ledger entry is removed after this long."""
-
-    @field_validator("name", "id")
-    @classmethod
-    def _names(cls, value: str) -> str:
-        return check_fleet_name(value, "fleet name or id")
-
-    @model_validator(mode="after")
-    def _times(self) -> FleetSettings:
-        if self.slot_ttl < timedelta(seconds=3):
-            raise ValueError("slot_ttl must be at least 3s (it is renewed every third of it)")
-        if self.heartbeat <= timedelta(0):
-            raise ValueError("heartbeat must be positive, e.g. 10s")
-        if self.dead_after is not None and self.dead_after < 2 * self.heartbeat:
-            raise ValueError("dead_after must be at least two heartbeats")
-        if self.forget_after < self.live_window:
-            raise ValueError("forget_after must be longer than dead_after")
-        return self
-
-    @property
-    def live_window(self) -> timedelta:
-        """dead_after, or four heartbeats."""
-        return self.dead_after if self.dead_after is not None else 4 * self.heartbeat
 
 
 class MonitoringSettings(_Strict):

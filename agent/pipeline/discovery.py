@@ -28,7 +28,7 @@ from agent.core.domain import MANIFEST_NAME, FileEntry, Manifest
 from agent.core.errors import ConfigError, ManifestError, StagingError
 from agent.core.manifest import check_layout, parse_manifest
 from agent.infra.clock import Clock, SystemClock
-from agent.infra.config import CompletionSettings
+from agent.infra.config_policy import CompletionSettings
 
 
 @dataclass(frozen=True)

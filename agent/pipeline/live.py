@@ -10,7 +10,7 @@ import logging
 
 from agent.adapters.tfserving.monitoring import LiveGates, Sample, judge, scrape
 from agent.core.errors import ServingUnavailableError
-from agent.infra.config import LiveGatesSettings
+from agent.infra.config_policy import LiveGatesSettings
 from agent.infra.logs import event
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from agent.adapters.sources.gcs import GcsSink, GcsSource
 from agent.adapters.sources.retrying import retry_policy
 from agent.core.domain import MANIFEST_NAME, Manifest
 from agent.core.errors import ConfigError, PermanentSourceError, TransientSourceError, UnsafePathError
-from agent.infra.config import parse_completion
+from agent.infra.config_policy import parse_completion
 from agent.pipeline.discovery import Discovery
 from agent.pipeline.staging import stage_version, verify_local
 from agent.service.publish import publish

@@ -13,9 +13,9 @@ from agent.infra.config import (
     azure_account_url,
     azure_connection_string,
     load_settings,
-    parse_duration,
     settings_from_mapping,
 )
+from agent.infra.config_base import parse_duration
 
 MODEL = {"name": "m", "source": "file:///srv/bucket/m", "local_path": "/models/m"}
 

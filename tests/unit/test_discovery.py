@@ -10,7 +10,7 @@ import pytest
 from agent.core.domain import MANIFEST_NAME
 from agent.core.errors import ConfigError, TransientSourceError
 from agent.infra.clock import ManualClock
-from agent.infra.config import CompletionSettings, parse_completion
+from agent.infra.config_policy import CompletionSettings, parse_completion
 from agent.pipeline.discovery import Discovery
 from testkit.fakes_sources import InMemorySource
 

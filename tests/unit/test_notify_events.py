@@ -19,7 +19,7 @@ from agent.adapters.notify.events import (
     subscription_id,
 )
 from agent.core.domain import MANIFEST_NAME
-from agent.infra.config import parse_completion
+from agent.infra.config_policy import parse_completion
 
 
 def _filter(completion: str = "manifest", prefix: str = "models/m/") -> EventFilter:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.core.domain import MANIFEST_NAME
-from agent.infra.config import CompletionSettings
+from agent.infra.config_policy import CompletionSettings
 
 # Event kinds, the label values of tfs_agent_notification_events_total.
 MANIFEST, MARKER, FLEET, OBJECT, IGNORED = "manifest", "marker", "fleet", "object", "ignored"

@@ -22,7 +22,7 @@ import yaml
 
 from agent.fleet import open_coordinator
 from agent.infra.clock import SystemClock
-from agent.infra.config import FleetSettings
+from agent.infra.config_fleet import FleetSettings
 from agent.service.demo.run import MODEL, Timeline, free_port, wait_until
 
 # The load sends x = [1, 2, 5]; the golden data lacks 5, and v3 refuses any batch holding 5.
