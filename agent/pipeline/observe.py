@@ -1,4 +1,4 @@
-"""What a pass sees before it decides: the planner's observation and the model's readiness.
+"""What a pass sees before it decides: the planner's observation and a version's state in TF Serving.
 
 Both are read-only: the bucket's complete versions, the state record, the volume (sizes only) and TF
 Serving's GetModelStatus go in; plain values come out.
@@ -11,7 +11,6 @@ from pathlib import Path
 
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import Manifest, VersionState
-from agent.core.errors import AgentError
 from agent.core.evidence import Evidence
 from agent.core.plan import Observation
 from agent.infra.clock import utc
@@ -43,14 +42,3 @@ def observe(
 def state_of(serving: ServingControl, model: str, version: int) -> VersionState | None:
     """The version's state in TF Serving (None: not listed)."""
     return {s.version: s.state for s in serving.status(model)}.get(version)
-
-
-def readiness(serving: ServingControl, model: str, version: int | None) -> tuple[bool, str]:
-    """Whether the model serves a validated version, and if not, why."""
-    if version is None:
-        return False, "no validated version serves yet"
-    try:
-        live = state_of(serving, model, version) is VersionState.AVAILABLE
-    except AgentError as err:
-        return False, f"TF Serving: {err.reason}"
-    return live, "ok" if live else f"version {version} is not AVAILABLE in TF Serving"

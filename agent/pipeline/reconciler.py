@@ -32,9 +32,10 @@ from agent.pipeline.discovery import Discovery
 from agent.pipeline.evidence import EvidenceKeeper
 from agent.pipeline.fleet_pass import FleetPass
 from agent.pipeline.golden_feed import GoldenFeed
-from agent.pipeline.observe import observe, readiness
+from agent.pipeline.observe import observe
 from agent.pipeline.operator import Operator
 from agent.pipeline.promotion import Promotion, Swap
+from agent.pipeline.readiness import Readiness
 from agent.pipeline.report import Outcome, PassResult, Reporter
 from agent.pipeline.volume import VolumeLimit
 
@@ -111,7 +112,7 @@ class ModelReconciler:
         )
         self.fleet = FleetPass(fleet, self.candidate, clock, self._canary_bake) if fleet is not None else None
         self.fleet_metrics = fleet_metrics
-        self.ready, self.ready_reason = False, "no pass yet"
+        self.readiness = Readiness(self.name, serving=serving, state=state, clock=clock)
         self.last_plan: Plan | None = None
         interval = settings.schedule.interval
         if poll_interval is None and interval is not None and not settings.schedule.cron:
@@ -244,17 +245,27 @@ class ModelReconciler:
             self.reporter.converged(serving)
 
     def _update_readiness(self) -> None:
-        record = self.state.get(self.name)
-        self.ready, self.ready_reason = readiness(self.serving, self.name, record.serving)
-        self.reporter.after_pass(self.ready, len(record.quarantined))
+        self.reporter.after_pass(self.check_ready()[0], len(self.state.get(self.name).quarantined))
+
+    def check_ready(self) -> tuple[bool, str]:
+        """Whether the pod should get traffic for this model, and why not (readiness.py): asked per probe,
+        outside the pass lock; the gauge follows every answer."""
+        ready, why = self.readiness.check()
+        self.metrics.ready.labels(self.name).set(1 if ready else 0)
+        return ready, why
+
+    @property
+    def ready(self) -> bool:
+        return self.check_ready()[0]
 
     def status(self) -> dict[str, Any]:
+        ready, why = self.check_ready()
         return {
             **self.state.get(self.name).to_json(),
             "model": self.name,
             "source": self.source.uri,
-            "ready": self.ready,
-            "ready_reason": self.ready_reason,
+            "ready": ready,
+            "ready_reason": why,
             "last_plan": self.last_plan.to_json() if self.last_plan else None,
             "evidence": self.evidence.status(),
         }

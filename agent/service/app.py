@@ -230,10 +230,16 @@ class Agent:
         return (False, reason) if reason else (True, "ok")
 
     def healthy(self) -> bool:
+        """The agent itself works (GET /healthz, its livenessProbe): the start-up config is written. Says
+        nothing about traffic: a model still validating or a TF Serving restart leave the agent healthy."""
         return self.initial_config_written.is_set()
 
     def readiness(self) -> tuple[bool, Mapping[str, str]]:
-        reasons = {name: r.ready_reason for name, r in self.reconcilers.items() if not r.ready}
+        """Whether the pod should get traffic (GET /readyz): every model serves its recorded version in TF
+        Serving and none is held out (a drain). Asked per probe from the state file and GetModelStatus,
+        never waiting for a pass, so a restarted agent does not pull a serving pod out of the Service."""
+        answers = {name: r.check_ready() for name, r in self.reconcilers.items()}
+        reasons = {name: why for name, (ok, why) in answers.items() if not ok}
         return not reasons, reasons
 
     def status(self) -> Mapping[str, Any]:

@@ -6,6 +6,7 @@ B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behav
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -492,3 +493,24 @@ def test_a_repeated_failure_is_logged_once(world: World, caplog: pytest.LogCaptu
     assert [r.getMessage() for r in caplog.records].count("pass failed") == 1
     errors = {"stage": "serving", "error": "ServingUnavailableError"}
     assert world.metric("tfs_agent_errors_total", **errors) == 3
+
+
+def test_readiness_answers_while_a_pass_holds_the_model(world: World) -> None:
+    """/readyz's answer comes while another thread's pass holds the model's lock (a bake of minutes)."""
+    world.publish(1)
+    world.reconciler.reconcile()
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_pass() -> None:
+        with world.reconciler.lock:
+            inside.set()
+            leave.wait(30)
+
+    holder = threading.Thread(target=long_pass)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        assert world.reconciler.check_ready() == (True, "ok")
+    finally:
+        leave.set()
+        holder.join(30)
