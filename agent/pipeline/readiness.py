@@ -5,10 +5,11 @@ and nothing holds the model out of traffic on purpose (a drain). It is computed 
 the pass lock, so a restarted agent is ready as soon as TF Serving serves its recorded version, and a pass
 that runs for minutes (download, validation, bake) never changes the answer by itself.
 
-A single GetModelStatus that fails (a deadline while the server is busy loading) does not pull the pod out:
-the last answer TF Serving gave stands for ``grace`` seconds. Readiness used to be computed once at the end
+A GetModelStatus that misses its deadline (the server busy loading) does not pull the pod out: the last
+answer TF Serving gave stands for ``grace`` seconds. A server that does not listen is not ready at once
+(its clients' requests fail as well). Readiness used to be computed once at the end
 of each pass, so one failed status call made /readyz 503 for a whole poll interval although the version
-kept serving — the flap seen "shortly after the first version served, with no swap going on".
+kept serving: the flap seen "shortly after the first version served, with no swap going on".
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import VersionState
-from agent.core.errors import AgentError
+from agent.core.errors import AgentError, ServingDeadlineError
 from agent.infra.clock import Clock
 from agent.infra.state import StateStore
 
@@ -69,8 +70,10 @@ class Readiness:
             return False, "no validated version serves yet"
         try:
             live = self._available(version)
-        except AgentError as err:
+        except ServingDeadlineError as err:
             return self._unanswered(version, err.reason)
+        except AgentError as err:  # not listening: TF Serving is down or restarting, requests fail too
+            return False, f"TF Serving: {err.reason}"
         return (True, "ok") if live else (False, f"version {version} is not AVAILABLE in TF Serving")
 
     def _available(self, version: int) -> bool:

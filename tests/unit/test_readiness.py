@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from agent.core.domain import ServedModel
+from agent.core.domain import ServedModel, VersionStatus
+from agent.core.errors import ServingDeadlineError
 from agent.infra.clock import ManualClock
 from agent.infra.state import StateStore
 from agent.pipeline.readiness import Readiness
 from testkit.fakes_serving import FakeServing
 
 
-def _world(tmp_path: Path, *, serving_version: int | None = 1) -> tuple[Readiness, FakeServing, ManualClock]:
-    serving, clock, state = FakeServing(), ManualClock(), StateStore(tmp_path / "state")
+class SlowServing(FakeServing):
+    """GetModelStatus misses its deadline while ``slow`` (a server busy loading)."""
+
+    slow = False
+
+    def status(self, name: str) -> Sequence[VersionStatus]:
+        if self.slow:
+            raise ServingDeadlineError("GetModelStatus m: deadline exceeded after 30s")
+        return super().status(name)
+
+
+def _world(tmp_path: Path, *, serving_version: int | None = 1) -> tuple[Readiness, SlowServing, ManualClock]:
+    serving, clock, state = SlowServing(), ManualClock(), StateStore(tmp_path / "state")
     serving.add_version(str(tmp_path / "m"), 1)
     serving.reset([ServedModel("m", str(tmp_path / "m"), (1,))])
     if serving_version is not None:
@@ -39,11 +52,11 @@ def test_recorded_version_not_loaded_is_not_ready(tmp_path: Path) -> None:
     assert readiness.check() == (False, "version 2 is not AVAILABLE in TF Serving")
 
 
-def test_one_failed_model_status_does_not_flap_readiness(tmp_path: Path) -> None:
-    """A GetModelStatus failure keeps TF Serving's last answer for ``grace`` seconds, then names the error."""
+def test_one_slow_model_status_does_not_flap_readiness(tmp_path: Path) -> None:
+    """A GetModelStatus deadline keeps TF Serving's last answer ``grace`` seconds, then names the error."""
     readiness, serving, clock = _world(tmp_path)
     assert readiness.check()[0]
-    serving.unavailable = True
+    serving.slow = True
     clock.now += 9.0
     assert readiness.check() == (True, "ok")
     clock.now += 2.0
@@ -52,10 +65,10 @@ def test_one_failed_model_status_does_not_flap_readiness(tmp_path: Path) -> None
     assert why.startswith("TF Serving: "), why
 
 
-def test_failed_model_status_with_no_earlier_answer_is_not_ready(tmp_path: Path) -> None:
+def test_slow_model_status_with_no_earlier_answer_is_not_ready(tmp_path: Path) -> None:
     """An agent that never heard from TF Serving does not guess: not ready with TF Serving's error."""
     readiness, serving, _ = _world(tmp_path)
-    serving.unavailable = True
+    serving.slow = True
     ready, why = readiness.check()
     assert not ready
     assert why.startswith("TF Serving: "), why
@@ -68,3 +81,13 @@ def test_hold_reports_the_reason_until_released(tmp_path: Path) -> None:
     assert readiness.check() == (False, "draining for the swap to v7")
     readiness.release()
     assert readiness.check() == (True, "ok")
+
+
+def test_tf_serving_not_listening_is_not_ready_at_once(tmp_path: Path) -> None:
+    """A TF Serving that does not answer at all takes the pod out at once: its clients' requests fail too."""
+    readiness, serving, _ = _world(tmp_path)
+    assert readiness.check()[0]
+    serving.unavailable = True
+    ready, why = readiness.check()
+    assert not ready
+    assert why.startswith("TF Serving: "), why
