@@ -154,6 +154,12 @@ class ModelSettings(_Strict):
     policy: PolicySettings = PolicySettings()
     labels: tuple[str, ...] = ("stable",)
     """Version labels moved to each promoted version (clients may ask for ``version_label: stable``)."""
+    validation: Literal["shadow", "in_place"] = "shadow"
+    """Where a candidate is validated. ``shadow``: loaded as ``<name>__candidate`` first, then again beside
+    the old version for the swap (two loads). ``in_place``: loaded once beside the old version, validated by
+    explicit version, then the labels move (one load; ADR in docs/decisions/). Only for clients that address
+    the model by label: a request naming neither version nor label gets the highest AVAILABLE version
+    (docs/tfserving-behaviour.md#b16), which would be the candidate before it is validated."""
     keep_versions: int = Field(2, ge=1)
     """Versions kept on disk: the serving one plus this many minus one; 1 keeps no rollback target."""
     download_concurrency: int = Field(8, ge=1, le=64)
@@ -165,6 +171,16 @@ class ModelSettings(_Strict):
         if self.notifications is not None and not self.source.startswith("gs://"):
             raise ValueError(
                 f"notifications need a gs:// source, not {self.source}; remove notifications for this model"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _in_place_needs_labels(self) -> ModelSettings:
+        if self.validation == "in_place" and not self.labels:
+            raise ValueError(
+                "validation: in_place needs labels: with none, clients' requests get the highest AVAILABLE "
+                "version (docs/tfserving-behaviour.md#b16), i.e. the candidate before it is validated; set "
+                "labels: [stable] (and have clients ask for it), or validation: shadow"
             )
         return self
 

@@ -20,7 +20,7 @@ from agent.pipeline.progress import DownloadProgress
 from agent.pipeline.promotion import Promotion
 from agent.pipeline.report import Outcome, PassResult, Reporter
 from agent.pipeline.staging import prune_versions, stage_version, verify_local
-from agent.pipeline.validate import probe_model, validate_candidate
+from agent.pipeline.validate import probe_model, validate_candidate, validate_in_place
 from agent.pipeline.volume import VolumeLimit
 from agent.pipeline.warmup import try_warmup
 
@@ -60,10 +60,27 @@ class Candidate:
             if err.retryable:
                 raise
             return self._reject(version, f"staging: {err.reason}", "quarantined")
+        if self.settings.validation == "in_place":
+            return self._in_place(version, golden)
         verdict = self._validate(version, golden)
         if not verdict.ok:
             return self._reject(version, f"validation: {verdict.reason}", "rejected")
         return self._promote(version, verdict, golden)
+
+    def _in_place(self, version: int, golden: Golden | None) -> PassResult:
+        """``validation: in_place``: one load beside the old version, validated by explicit version; a failed
+        candidate is unloaded before the labels ever move. A crash meanwhile leaves the LOAD step recorded,
+        which the next pass undoes (Promotion.recover)."""
+        old = self.state.get(self.name).serving
+        self._baseline()
+        refused = self._load(version, old)
+        if refused is not None:
+            return refused
+        verdict = self._validate(version, golden, in_place=True)
+        if not verdict.ok:
+            self.promotion.withdraw(old)
+            return self._reject(version, f"validation: {verdict.reason}", "rejected")
+        return self._finish(version, old, verdict, golden)
 
     def _stage(self, version: int, manifest: Manifest | None, golden: Golden | None) -> None:
         """Bring the version onto the volume, verified (a verified copy already there is reused)."""
@@ -92,29 +109,52 @@ class Candidate:
         if golden is not None:  # golden inputs as warmup records (docs/tfserving-behaviour.md#b22)
             self.reporter.warmup(version, *try_warmup(self.settings.local_path / str(version), golden))
 
-    def _validate(self, version: int, golden: Golden | None) -> Verdict:
+    def _validate(self, version: int, golden: Golden | None, *, in_place: bool = False) -> Verdict:
         with self.reporter.stage("validate"):
-            verdict = validate_candidate(
-                self.serving,
-                model=self.name,
-                shadow_name=self.shadow,
-                base_path=self.settings.local_path,
-                version=version,
-                golden=golden,
-                champion_version=self.state.get(self.name).serving,
-                champion_tolerance=self.settings.policy.champion_tolerance,
-                load_timeout=self.load_timeout,
-                clock=self.clock,
-                signature_change=self.settings.policy.signature_change,
+            verdict = (
+                self._in_place_verdict(version, golden) if in_place else self._shadow_verdict(version, golden)
             )
         with self.state.update(self.name) as rec:
             rec.last_verdict = verdict.to_json()
         self.reporter.validated(verdict)
         return verdict
 
+    def _in_place_verdict(self, version: int, golden: Golden | None) -> Verdict:
+        return validate_in_place(
+            self.serving,
+            model=self.name,
+            version=version,
+            golden=golden,
+            champion_version=self.state.get(self.name).serving,
+            champion_tolerance=self.settings.policy.champion_tolerance,
+            signature_change=self.settings.policy.signature_change,
+        )
+
+    def _shadow_verdict(self, version: int, golden: Golden | None) -> Verdict:
+        return validate_candidate(
+            self.serving,
+            model=self.name,
+            shadow_name=self.shadow,
+            base_path=self.settings.local_path,
+            version=version,
+            golden=golden,
+            champion_version=self.state.get(self.name).serving,
+            champion_tolerance=self.settings.policy.champion_tolerance,
+            load_timeout=self.load_timeout,
+            clock=self.clock,
+            signature_change=self.settings.policy.signature_change,
+        )
+
     def _promote(self, version: int, verdict: Verdict, golden: Golden | None) -> PassResult:
         old = self.state.get(self.name).serving
         self._baseline()
+        refused = self._load(version, old)
+        if refused is not None:
+            return refused
+        return self._finish(version, old, verdict, golden)
+
+    def _load(self, version: int, old: int | None) -> PassResult | None:
+        """Load ``version`` beside ``old`` (labels stay on old); the rejection when it does not load."""
         try:
             with self.reporter.stage("load"):
                 self.promotion.load_beside(version, old)
@@ -126,7 +166,7 @@ class Candidate:
             # A load failure is final in TF Serving (B6) and a timeout leaves a version nobody can trust:
             # either way the config is already back on the old version; a fix comes as a new version.
             return self._reject(version, f"load: {err.reason}", "quarantined")
-        return self._finish(version, old, verdict, golden)
+        return None
 
     def switch(self, version: int, golden: Golden | None, *, bake: float | None = None) -> PassResult:
         """A fleet's SWITCH: the two-step swap and the smoke bake without a second shadow validation (the

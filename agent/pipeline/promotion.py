@@ -108,9 +108,14 @@ class Promotion:
             self._apply([old, new], old)
             self._wait(new)
         except AgentError:
-            self._apply([old], old)
-            self._write(pending=None)
+            self.withdraw(old)
             raise
+
+    def withdraw(self, old: int | None) -> None:
+        """Back from LOAD to {old} with its labels (TF Serving unloads the new version); nothing pending.
+        Also ends an ``in_place`` validation the candidate failed: the labels never left old."""
+        self._apply([old], old)
+        self._write(pending=None)
 
     def switch(self, new: int, old: int | None) -> None:
         """SWITCH: labels to new, old dropped (TF Serving unloads it once its requests drain, B17)."""

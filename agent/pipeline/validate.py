@@ -58,7 +58,8 @@ def validate_candidate(
     shadow = ServedModel(shadow_name, str(base_path), (version,))
     gate = _SignatureGate(model, champion_version, signature_change == "allow")
     try:
-        verdict = _validate(serving, shadow, model, golden, gate, champion_tolerance, load_timeout, clock)
+        loaded = _load(serving, shadow, load_timeout, clock)
+        verdict = _validate(serving, shadow, model, golden, gate, champion_tolerance, loaded)
     except BaseException:
         with contextlib.suppress(AgentError):  # the first error is the one worth reporting
             serving.apply({shadow_name: None})
@@ -69,6 +70,26 @@ def validate_candidate(
     return verdict
 
 
+def validate_in_place(
+    serving: ServingControl,
+    *,
+    model: str,
+    version: int,
+    golden: Golden | None,
+    champion_version: int | None = None,
+    champion_tolerance: float | None = None,
+    signature_change: str = "reject",
+) -> Verdict:
+    """``validation: in_place``: the same checks on ``version`` already loaded beside the serving version
+    under the real name (Promotion.load_beside), every request naming the version explicitly, so the labels
+    never point at it before the verdict. Loads and unloads nothing; ServingUnavailableError propagates."""
+    target = ServedModel(model, "", (version,))
+    gate = _SignatureGate(model, champion_version, signature_change == "allow")
+    beside = f" beside {champion_version}" if champion_version is not None else ""
+    loaded = CheckResult("load", True, f"version {version} AVAILABLE as {model}{beside}")
+    return _validate(serving, target, model, golden, gate, champion_tolerance, loaded)
+
+
 def _validate(
     serving: ServingControl,
     shadow: ServedModel,
@@ -76,11 +97,11 @@ def _validate(
     golden: Golden | None,
     gate: _SignatureGate,
     champion_tolerance: float | None,
-    load_timeout: float,
-    clock: Clock | None,
+    loaded: CheckResult,
 ) -> Verdict:
+    """Every check after the load (``loaded``) on ``shadow`` (its name and only version)."""
     version, champion_version = shadow.versions[0], gate.serving_version
-    checks = [_load(serving, shadow, load_timeout, clock)]
+    checks = [loaded]
     if checks[0].ok and champion_version is not None:
         checks.append(gate.check(serving, shadow.name, version))
     if not all(c.ok for c in checks):

@@ -261,3 +261,27 @@ def test_gate_defaults() -> None:
     assert settings_from_mapping({"serving": {"reload_timeout": "5s"}}).serving.reload_deadline == timedelta(
         seconds=5
     )
+
+
+def _validated(**model: object) -> dict[str, object]:
+    return {"models": [{"name": "m", "source": "file:///b/m", "local_path": "/models/m", **model}]}
+
+
+def test_validation_defaults_to_the_shadow_and_takes_in_place() -> None:
+    """``validation`` is ``shadow`` unless set; ``in_place`` loads with the default label."""
+    assert settings_from_mapping(_validated()).models[0].validation == "shadow"
+    assert settings_from_mapping(_validated(validation="in_place")).models[0].validation == "in_place"
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ({"validation": "in_place", "labels": []}, "validation: in_place needs labels"),
+        ({"validation": "in_place", "labels": []}, "or validation: shadow"),
+        ({"validation": "inplace"}, "validation"),
+    ],
+)
+def test_bad_validation_is_named(model: dict[str, object], expected: str) -> None:
+    """in_place without labels (B16: the candidate would answer unlabelled requests), a typo: ConfigError."""
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        settings_from_mapping(_validated(**model))
