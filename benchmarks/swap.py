@@ -20,6 +20,12 @@ scrapes. Raw figures: download = copying the version's files onto the volume's f
 loaded`` in TF Serving's log (START → AVAILABLE, warmup included); validation = the agent's validate stage.
 TF Serving's log lines carry microsecond stamps and read the same for the stock server.
 
+``--validation in_place`` runs the model with ``validation: in_place``: no shadow; the validation window is
+then from the version AVAILABLE beside the old one to the label move, and the swap window contains it.
+**validation+swap** (the rollout window) runs from the first of the shadow appearing and the load step to
+the old version unloaded, comparable both ways; **loads per version** counts TF Serving's ``Approving load``
+lines per version under any name.
+
 Goals (issue 6): failed = 0; swap p99 ÷ steady p99 ≤ 1.5 with warmup; (time to serve − poll wait) ≤ 1.3 ×
 (raw download + raw load + validation). The load step waits for TF Serving's next poll of the volume (B7,
 B12: ``--file_system_poll_wait_seconds=1``), so the ratio is also printed with that wait taken out.
@@ -35,7 +41,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -106,11 +112,18 @@ def raw_copy_seconds(src: Path, scratch: Path, repeat: int = 5) -> float:
 
 
 def run_variant(
-    tmp: Path, *, promotions: int, rate: float, weight_mb: float, warmup: bool, pause: float
+    tmp: Path,
+    *,
+    promotions: int,
+    rate: float,
+    weight_mb: float,
+    warmup: bool,
+    pause: float,
+    validation: str = "shadow",
 ) -> dict[str, Any]:
     """One whole run: stack up, v1 serving, load on, ``promotions`` swaps, load off; raw measurements."""
     side = prepare_versions(tmp, promotions + 1, weight_mb, warmup)
-    stack = Stack(tmp)
+    stack = Stack(tmp, validation=validation)
     stack.config["serving"]["load_timeout"] = "120s"
     marks: list[dict[str, Any]] = []
     try:
@@ -138,7 +151,9 @@ def run_variant(
         scratch = tmp / "scratch"
         scratch.mkdir()
         raw_download = raw_copy_seconds(stack.volume / MODEL / str(promotions + 1), scratch)
-        return analyse(Samples.of(result), rec, server_log(stack), marks, raw_download, result)
+        r = analyse(Samples.of(result), rec, server_log(stack), marks, raw_download, result)
+        r["loads_per_version"] = loads_per_version(stack, range(2, promotions + 2))
+        return r
     finally:
         stack.close()
 
@@ -161,6 +176,17 @@ def server_log(stack: Stack) -> dict[tuple[str, str, int], float]:
             when = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(micros) / 1e6
             out.setdefault((_EVENTS[what], name, int(version)), when)
     return out
+
+
+def loads_per_version(stack: Stack, versions: Iterable[int]) -> float:
+    """Mean times TF Serving approved a load of each version, under any name (the shadow included)."""
+    assert stack.server is not None
+    counts = {v: 0 for v in versions}
+    for line in stack.server.stderr_text().splitlines():
+        match = _LOG_LINE.match(line)
+        if match and match.group(3) == "Approving load for" and int(match.group(5)) in counts:
+            counts[int(match.group(5))] += 1
+    return sum(counts.values()) / max(1, len(counts))
 
 
 def unloaded(stack: Stack, version: int) -> bool:
@@ -193,8 +219,15 @@ def promotion_timeline(
         if v.at >= published and (v.record.get("last_verdict") or {}).get("version") == version
     )
     load_step = rec.first(lambda v: v.step == (version, "load"), after=published)
-    shadow_in = rec.first(lambda v: SHADOW in v.config, after=published)
-    shadow_out = rec.first(lambda v: SHADOW not in v.config, after=shadow_in or published)
+    loading = (log[("approved", MODEL, version)], log[("loaded", MODEL, version)])
+    if ("loaded", SHADOW, version) in log:
+        shadow_in = rec.first(lambda v: SHADOW in v.config, after=published)
+        shadow_out = rec.first(lambda v: SHADOW not in v.config, after=shadow_in or published)
+        raw_load = log[("loaded", SHADOW, version)] - log[("approved", SHADOW, version)]
+    else:  # validation: in_place: validated beside the old version, from AVAILABLE to the label move
+        shadow_in = loading[1]
+        shadow_out = rec.first(lambda v: v.step == (version, "switch"), after=published)
+        raw_load = loading[1] - loading[0]
     window = (published <= samples.start) & (samples.start < until) & (samples.version >= 0)
     others = np.nonzero(window & (samples.version != version))[0]
     ours = np.nonzero(window & (samples.version == version))[0]
@@ -205,9 +238,13 @@ def promotion_timeline(
         "detected": detected,
         "load_step": load_step,
         "old_unloaded": log[("unloaded", MODEL, version - 1)],
-        "loading": (log[("approved", MODEL, version)], log[("loaded", MODEL, version)]),
+        "loading": loading,
         "validation_window": (shadow_in, shadow_out),
-        "raw_load_s": log[("loaded", SHADOW, version)] - log[("approved", SHADOW, version)],
+        "rollout_window": (
+            min(shadow_in or published, load_step or published),
+            log[("unloaded", MODEL, version - 1)],
+        ),
+        "raw_load_s": raw_load,
         "tfs_poll_wait_s": log[("approved", MODEL, version)] - (load_step or float("nan")),
         "served": float(samples.start[after_others[0]]) if after_others.size else float("nan"),
         "first_answers_ms": (samples.latency[ours[:FIRST_ANSWERS]] * 1000).tolist(),
@@ -227,12 +264,14 @@ def analyse(
     ends = [float(m["published"]) for m in marks[1:]] + [float(samples.start.max()) + 1]
     timeline = [promotion_timeline(rec, log, samples, m, end) for m, end in zip(marks, ends, strict=True)]
     swaps = [(t["load_step"], t["old_unloaded"]) for t in timeline]
-    validations = [t["validation_window"] for t in timeline]
+    validations = [w for t in timeline if None not in (w := t["validation_window"])]
     ok = samples.version >= 0
     masks = {
         "steady": ok & ~samples.inside((t["published"], t["old_unloaded"] + 0.2) for t in timeline),
         "swap_window": ok & samples.inside(swaps),
         "validation_window": ok & samples.inside(validations),
+        # validation and swap together: comparable across validation: shadow and in_place
+        "rollout_window": ok & samples.inside(t["rollout_window"] for t in timeline),
         # the swap window in three parts: waiting for TF Serving's poll, loading, label move + drain + unload
         "swap_waiting": ok & samples.inside((t["load_step"], t["loading"][0]) for t in timeline),
         "swap_loading": ok & samples.inside(t["loading"] for t in timeline),
@@ -259,6 +298,7 @@ def analyse(
         "latency_ms": latency,
         "requests": {k: int(m.sum()) for k, m in masks.items()},
         "swap_p99_over_steady_p99": latency["swap_window"]["p99"] / latency["steady"]["p99"],
+        "rollout_p99_over_steady_p99": latency["rollout_window"]["p99"] / latency["steady"]["p99"],
         "first_answers_ms": dict(
             zip(
                 ("p50", "max"),
@@ -301,6 +341,7 @@ LATENCY_ROWS = (
     ("swap_loading", "  loading"),
     ("swap_after_load", "  switch+unload"),
     ("validation_window", "validation"),
+    ("rollout_window", "validation+swap"),
 )
 
 
@@ -317,6 +358,8 @@ def report(name: str, r: Mapping[str, Any]) -> str:
         rows.append(f"{label:20s} {row['p50']:7.2f} {row['p99']:7.2f} {row['p99.9']:7.2f} {n[key]:9d}")
     stages = "  ".join(f"{k} {v * 1000:.0f}" for k, v in r["stage_means_s"].items())
     rows += [
+        f"loads per version {r.get('loads_per_version', float('nan')):.2f}; "
+        f"validation+swap p99 / steady p99 = {r['rollout_p99_over_steady_p99']:.2f}",
         f"swap p99 / steady p99 = {r['swap_p99_over_steady_p99']:.2f} "
         f"(windows {r['swap_window_s']['mean']:.2f} s); the new version's first {FIRST_ANSWERS} answers: "
         f"p50 {r['first_answers_ms']['p50']:.2f} ms, max {r['first_answers_ms']['max']:.2f} ms",
@@ -394,6 +437,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pause", type=float, default=1.0, help="steady seconds between promotions")
     parser.add_argument("--no-warmup", action="store_true", help="only the variant without warmup")
     parser.add_argument("--warmup-only", action="store_true", help="only the variant with warmup")
+    parser.add_argument(
+        "--validation",
+        choices=("shadow", "in_place"),
+        default="shadow",
+        help="the model's validation setting (in_place: one load per version)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go")
     parser.add_argument("--no-docs-image", action="store_true", help="do not copy the PNG to docs/img/")
     args = parser.parse_args(argv)
@@ -413,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 weight_mb=args.weight_mb,
                 warmup=warmup,
                 pause=args.pause,
+                validation=args.validation,
             )
         r["settings"] = {
             **vars(args),
@@ -422,9 +472,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         results[name] = r
         print(report(name, r), flush=True)
-        write_json(args.out / f"swap{'' if warmup else '-no-warmup'}.json", r)
+        suffix = ("" if warmup else "-no-warmup") + ("-in-place" if args.validation == "in_place" else "")
+        write_json(args.out / f"swap{suffix}.json", r)
     png = plot(results, args.out / "swap.png")
-    if not args.no_docs_image and len(results) == 2:
+    if not args.no_docs_image and len(results) == 2 and args.validation == "shadow":
         DOCS_IMG.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, DOCS_IMG)
     print(f"wrote {png} and JSON in {args.out}")

@@ -112,6 +112,12 @@ class DiskSpaceError(StagingError):
     retryable = True
 
 
+class MemoryLimitError(AgentError):
+    """Loading the version beside what TF Serving holds would exceed ``serving.memory_limit``."""
+
+    retryable = True
+
+
 class ServingError(AgentError):
     """TF Serving refused or failed a request."""
 

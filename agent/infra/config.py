@@ -53,6 +53,14 @@ class ServingSettings(_Strict):
     """Size of the volume the models live on (the emptyDir's ``sizeLimit``, e.g. ``10Gi``). Before a download
     the agent adds up what is on it (every model's local_path, staging included) plus the candidate and
     refuses (a retry, not a quarantine) when that would exceed it; None checks only the disk's free space."""
+    memory_limit: Size | None = None
+    """Memory TF Serving may use (its container's ``resources.limits.memory``, e.g. ``4Gi``). Before a
+    candidate is loaded the agent estimates what it will hold: every loaded version's size on disk times
+    ``memory_factor``, plus the candidate's. When the 2× peak of a swap (old and new loaded together) does not
+    fit, the candidate is refused with the reason (a counted retry, not a quarantine); None checks nothing."""
+    memory_factor: float = Field(1.35, gt=0)
+    """Resident bytes per byte on disk of a loaded version (docs/deploying.md: measured with
+    ``python -m benchmarks.memory``; 1.04-1.34 for the test models). Measure your own models the same way."""
     wedge_reload_deadlines: int = Field(3, ge=1)
     """Consecutive ReloadConfig deadlines, while GetModelStatus still answers, after which TF Serving's
     reloads count as wedged (tfs_agent_reload_wedged 1, a reason in /status)."""

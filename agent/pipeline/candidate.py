@@ -16,6 +16,7 @@ from agent.infra.config import ModelSettings
 from agent.infra.state import StateStore
 from agent.pipeline.evidence import EvidenceKeeper
 from agent.pipeline.live import LiveWatch
+from agent.pipeline.memory import MemoryBudget
 from agent.pipeline.progress import DownloadProgress
 from agent.pipeline.promotion import Promotion
 from agent.pipeline.report import Outcome, PassResult, Reporter
@@ -43,12 +44,13 @@ class Candidate:
         evidence: EvidenceKeeper,
         volume: VolumeLimit | None = None,
         monitoring_url: str | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         self.settings, self.name = settings, settings.name
         self.source, self.serving, self.state, self.clock = source, serving, state, clock
         self.promotion, self.reporter = promotion, reporter
         self.load_timeout, self.shadow, self.evidence = load_timeout, shadow, evidence
-        self.volume = volume
+        self.volume, self.memory = volume, memory
         gates = settings.policy.live_gates
         self.live = LiveWatch(monitoring_url, settings.name, gates) if monitoring_url and gates else None
 
@@ -60,12 +62,22 @@ class Candidate:
             if err.retryable:
                 raise
             return self._reject(version, f"staging: {err.reason}", "quarantined")
+        self._check_memory(version)
         if self.settings.validation == "in_place":
             return self._in_place(version, golden)
         verdict = self._validate(version, golden)
         if not verdict.ok:
             return self._reject(version, f"validation: {verdict.reason}", "rejected")
         return self._promote(version, verdict, golden)
+
+    def _check_memory(self, version: int) -> None:
+        """Before any load of the candidate (shadow or beside the old version): MemoryLimitError, a counted
+        retry, when the 2x peak would exceed serving.memory_limit."""
+        if self.memory is not None:
+            with self.reporter.counting("memory"):
+                self.memory.check_beside(
+                    self.serving, self.settings.local_path / str(version), model=self.name
+                )
 
     def _in_place(self, version: int, golden: Golden | None) -> PassResult:
         """``validation: in_place``: one load beside the old version, validated by explicit version; a failed

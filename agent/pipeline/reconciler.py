@@ -32,6 +32,7 @@ from agent.pipeline.discovery import Discovery
 from agent.pipeline.evidence import EvidenceKeeper
 from agent.pipeline.fleet_pass import FleetPass
 from agent.pipeline.golden_feed import GoldenFeed
+from agent.pipeline.memory import MemoryBudget
 from agent.pipeline.observe import observe
 from agent.pipeline.operator import Operator
 from agent.pipeline.promotion import Promotion, Swap
@@ -63,6 +64,7 @@ class ModelReconciler:
         fleet: FleetCoordinator | None = None,
         fleet_metrics: FleetMetrics | None = None,
         monitoring_url: str | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         """``poll_interval``: seconds between polls for the stale-model alert (for cron, the longest gap;
         the caller knows the scheduler); by default the schedule's interval. ``fleet``: this model's
@@ -109,6 +111,7 @@ class ModelReconciler:
             evidence=self.evidence,
             volume=volume,
             monitoring_url=monitoring_url,
+            memory=memory,
         )
         self.fleet = FleetPass(fleet, self.candidate, clock, self._canary_bake) if fleet is not None else None
         self.fleet_metrics = fleet_metrics

@@ -28,6 +28,7 @@ from agent.infra.logs import event
 from agent.infra.metrics import AgentMetrics
 from agent.infra.state import StateStore
 from agent.pipeline.golden_feed import GenerationReader, GoldenBytesReader, GoldenFeed
+from agent.pipeline.memory import MemoryBudget
 from agent.pipeline.reconciler import ModelReconciler, PassResult
 from agent.pipeline.staging import clean_staging, verify_local
 from agent.pipeline.volume import VolumeLimit
@@ -126,6 +127,8 @@ class Agent:
             live = PrometheusClient(settings.monitoring.prometheus_url, timeout=timeout)
         self.initial_config_written = threading.Event()
         self.volume = volume_limit(settings)
+        limit = settings.serving.memory_limit
+        memory = MemoryBudget(limit, settings.serving.memory_factor) if limit is not None else None
         self.reload_watch = reload_watch or ReloadWatch(settings.serving.wedge_reload_deadlines)
         fleet = settings.fleet
         self.fleet_metrics = FleetMetrics(self.registry) if fleet is not None else None
@@ -147,6 +150,7 @@ class Agent:
                 fleet=open_coordinator(m.source, fleet, self.clock) if fleet is not None else None,
                 fleet_metrics=self.fleet_metrics,
                 monitoring_url=settings.serving.monitoring_url,
+                memory=memory,
             )
             for m in settings.models
         }

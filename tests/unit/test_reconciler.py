@@ -73,6 +73,7 @@ class World:
             else None,
             load_timeout=30,
             live=self.live,
+            memory=getattr(self, "memory", None),
         )
 
     def publish(self, version: int, function: Callable[..., Any] | None = None, *, error: str = "") -> None:
