@@ -36,6 +36,17 @@ def _max_unavailable(value: object) -> int | str:
     raise ValueError(f"{value!r} is not a replica count or percentage; write e.g. 1 or 10%")
 
 
+class DrainSettings(_Strict):
+    """Take the pod out of traffic while it loads and swaps (fleet.drain; docs/deploying.md#draining)."""
+
+    enabled: bool = False
+    wait: Duration = timedelta(seconds=5)
+    """Longest wait, after /readyz turns 503, for TF Serving to see no more requests (the load balancer's
+    health check must notice first: give at least its interval x fall count)."""
+    min_ready: int = Field(1, ge=0)
+    """Never drain when fewer than this many other pods of the fleet are ready: swap in place instead."""
+
+
 class FleetSettings(_Strict):
     """Several replicas of one model roll a version in turn through records in the bucket (docs/fleet.md).
 
@@ -59,6 +70,8 @@ class FleetSettings(_Strict):
     """A pod silent this long is not live (default 4 heartbeats): it holds no release open."""
     forget_after: Duration = timedelta(hours=1)
     """A silent pod's ledger entry is removed after this long."""
+    drain: DrainSettings = DrainSettings()
+    """Leave the traffic while holding a slot: not ready, wait for quiet, load and swap, ready again."""
 
     @field_validator("name", "id")
     @classmethod
