@@ -6,7 +6,6 @@ B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behav
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from agent.pipeline.reconciler import ModelReconciler, Outcome
 from testkit.fakes_prometheus import FakeMetricQuery
 from testkit.fakes_serving import FakeServing, half_plus_two
 from testkit.fakes_sources import InMemoryGoldenFile, InMemorySource
+from testkit.threads import held_elsewhere
 
 FILES = {
     "saved_model.pb": b"graph",
@@ -500,18 +500,5 @@ def test_readiness_answers_while_a_pass_holds_the_model(world: World) -> None:
     """/readyz's answer comes while another thread's pass holds the model's lock (a bake of minutes)."""
     world.publish(1)
     world.reconciler.reconcile()
-    inside, leave = threading.Event(), threading.Event()
-
-    def long_pass() -> None:
-        with world.reconciler.lock:
-            inside.set()
-            leave.wait(30)
-
-    holder = threading.Thread(target=long_pass)
-    holder.start()
-    try:
-        assert inside.wait(30)
+    with held_elsewhere(world.reconciler.lock):
         assert world.reconciler.check_ready() == (True, "ok")
-    finally:
-        leave.set()
-        holder.join(30)

@@ -4,7 +4,6 @@ before any byte is downloaded."""
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from agent.core.errors import DiskSpaceError
 from agent.pipeline.staging import stage_version
 from agent.pipeline.volume import VOLUME_HEADROOM_BYTES, VolumeLimit, volume_usage
 from testkit.fakes_sources import InMemorySource
+from testkit.threads import held_elsewhere
 from tests.unit.test_staging import FILES, fast_retry
 
 MIB = 2**20
@@ -74,22 +74,9 @@ def test_a_download_in_flight_counts_for_the_next_model(tmp_path: Path) -> None:
     source = InMemorySource()
     manifest = source.publish(5, FILES)
     volume = VolumeLimit(manifest.total_bytes * 2 + VOLUME_HEADROOM_BYTES, [tmp_path])
-    entered, release = threading.Event(), threading.Event()
-
-    def first() -> None:
-        with volume.reserve(manifest, tmp_path / "a"):
-            entered.set()
-            release.wait(30)
-
-    worker = threading.Thread(target=first)
-    worker.start()
-    try:
-        assert entered.wait(30)
+    with held_elsewhere(volume.reserve(manifest, tmp_path / "a")):
         bigger = source.publish(6, {"big": b"x" * (manifest.total_bytes + 1)})
         with pytest.raises(DiskSpaceError, match=r"being downloaded"), volume.reserve(bigger, tmp_path):
             pass
-    finally:
-        release.set()
-        worker.join(30)
     with volume.reserve(manifest, tmp_path / "b"):
         pass
