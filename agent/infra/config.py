@@ -165,7 +165,7 @@ class ModelSettings(_Strict):
     validation: Literal["shadow", "in_place"] = "shadow"
     """Where a candidate is validated. ``shadow``: loaded as ``<name>__candidate`` first, then again beside
     the old version for the swap (two loads). ``in_place``: loaded once beside the old version, validated by
-    explicit version, then the labels move (one load; ADR in docs/decisions/). Only for clients that address
+    explicit version, then the labels move (one load; ADR 23). Only for clients that address
     the model by label: a request naming neither version nor label gets the highest AVAILABLE version
     (docs/tfserving-behaviour.md#b16), which would be the candidate before it is validated."""
     keep_versions: int = Field(2, ge=1)
