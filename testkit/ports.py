@@ -2,8 +2,9 @@
 
 Prefer a server that binds port 0 and reports the port it got (the agent does: ``http.port: 0``, read back
 from its log). A server that must be told its port (TF Serving, fake-gcs-server, Prometheus) gets one from
-``free_port`` — free a moment ago, so another process may take it first — and is started through
-``retry_on_bind_failure``, which tries again on fresh ports when the server says it could not bind.
+``free_port`` — picked below the kernel's ephemeral range (agent/service/demo/ports.py), so no port-0 bind
+or outgoing connection takes it meanwhile — and is started through ``retry_on_bind_failure``, which tries
+again on fresh ports when the server says it could not bind.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from typing import TypeVar
+
+from agent.service.demo.ports import free_port
+
+__all__ = ["free_port", "is_bind_failure", "port_open", "retry_on_bind_failure"]
 
 T = TypeVar("T")
 
@@ -20,14 +25,6 @@ BIND_FAILURES = ("address already in use", "failed to bind", "could not bind", "
 
 class PortInUse(Exception):  # noqa: N818  (a condition to retry on, like the OS's EADDRINUSE)
     """A server exited because the port it was given was taken meanwhile."""
-
-
-def free_port() -> int:
-    """A TCP port that was free on loopback a moment ago (see the module docstring for the race)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_open(port: int) -> bool:

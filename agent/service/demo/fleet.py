@@ -23,7 +23,8 @@ import yaml
 from agent.fleet import open_coordinator
 from agent.infra.clock import SystemClock
 from agent.infra.config_fleet import FleetSettings
-from agent.service.demo.run import MODEL, Timeline, free_port, wait_until
+from agent.service.demo.ports import free_port
+from agent.service.demo.run import MODEL, Timeline, wait_until
 
 # The load sends x = [1, 2, 5]; the golden data lacks 5, and v3 refuses any batch holding 5.
 GOLDEN = {"instances": [1.0, 3.0], "expected": [2.5, 3.5], "tolerance": {"atol": 1e-4}}
