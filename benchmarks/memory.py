@@ -10,6 +10,7 @@ bytes on disk (the kubelet's way of counting, agent/pipeline/volume.py), and wha
 
 from __future__ import annotations
 
+# B-numbers are TF Serving behaviours: docs/tfserving-behaviour.md
 import argparse
 import tempfile
 import time

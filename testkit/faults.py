@@ -21,7 +21,8 @@ Faults and what "cleared" means (convergence is timed from then):
   the next good version published.
 - ``tfs_restart``: TF Serving SIGKILLed while the agent is at ``pending.step = load`` and started again on the
   agent's config file (as a supervisor would); cleared = the new process launched. Requests cannot succeed
-  while no server listens: failures from the kill until the first answer after the restart are counted apart.
+  while no server listens: failures from the kill until the first answer after the restart, and for one
+  outage-length after it (gRPC channels still in reconnect backoff fail fast), are counted apart.
 - ``agent_kill_<step>``: the agent SIGKILLed at ``stage`` (object downloads held at the proxy, so staging is
   under way), ``validate`` (shadow model in the config file), ``load``/``switch``/``bake`` (that
   ``pending.step`` recorded), then restarted; cleared = the restart. The step the state file shows after the
@@ -259,19 +260,26 @@ def score(trials: Sequence[Trial], samples: Samples, promoted_at: Mapping[int, f
     wrong_starts = [s for s, _ in samples.unvalidated(promoted_at)]
     failed = samples.version < 0
     covered = samples.start < 0
+    excused = samples.start < 0  # failures that belong to an outage, whichever trial they fall in
+    for t in trials:
+        if t.outage is not None:
+            # Back when the restarted server first answered (an answer's end, not its start: a request may
+            # wait for the channel to connect while later ones fail fast). A gRPC channel that saw the
+            # server down stays in reconnect backoff after it is back (1 s, x1.6 per attempt: up to about
+            # the outage's length) and fails fast with the last "connection refused" meanwhile, so
+            # failures up to one outage-length after `back` are the outage's, even in the next trial.
+            after = (samples.start >= t.outage[0]) & (samples.version >= 0)
+            back = float(samples.end[after].min()) if after.any() else t.ended
+            grace = back + max(2.0, back - t.outage[0])
+            t.outage = (t.outage[0], back)
+            in_outage = (samples.end >= t.outage[0]) & (samples.start <= grace)
+            t.failed_in_outage = int((failed & in_outage).sum())
+            excused |= in_outage
     for t in trials:
         inside = (samples.start >= t.started) & (samples.start < t.ended)
         covered |= inside
         t.requests = int(inside.sum())
-        if t.outage is not None:
-            # Back when the restarted server first answered (an answer's end, not its start: a request may
-            # wait for the channel to connect while later ones fail fast).
-            after = (samples.start >= t.outage[0]) & (samples.version >= 0)
-            back = float(samples.end[after].min()) if after.any() else t.ended
-            t.outage = (t.outage[0], back)
-            in_outage = inside & (samples.end >= t.outage[0]) & (samples.start <= back)
-            t.failed_in_outage = int((failed & in_outage).sum())
-            inside &= ~in_outage
+        inside &= ~excused
         t.failed = int((failed & inside).sum())
         t.failures = [
             (float(s), float(lat))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# B-numbers are TF Serving behaviours: docs/tfserving-behaviour.md
 import re
 from datetime import timedelta
 from pathlib import Path

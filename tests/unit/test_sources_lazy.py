@@ -26,7 +26,7 @@ def test_an_agent_loads_only_the_sdk_of_the_schemes_it_uses(scheme: str, tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("uri", "sdk", "extra"), [("s3://b/m", "boto3", "s3"), ("az://c/m", "azure", "azure")]
+    ("uri", "sdk", "extra"), [("s3://b/m", "boto3", "s3"), ("az://c/m", "azure.storage.blob", "azure")]
 )
 def test_a_missing_sdk_names_the_extra_to_install(
     uri: str, sdk: str, extra: str, monkeypatch: pytest.MonkeyPatch
