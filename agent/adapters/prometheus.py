@@ -58,10 +58,7 @@ class PrometheusClient:
 
 
 def _decode(raw: bytes, url: str) -> dict[str, Any]:
-    try:
-        return json_object(raw, url)
-    except ValueError as err:
-        raise MetricQueryError(f"{err}; is that Prometheus's HTTP API?") from err
+    return json_object(raw, url, error=MetricQueryError, hint="is that Prometheus's HTTP API?")
 
 
 def value_of(body: dict[str, Any], promql: str) -> float | None:

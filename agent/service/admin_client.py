@@ -100,10 +100,7 @@ def _call(request: urllib.request.Request, timeout: float, what: str) -> dict[st
 
 
 def _decode(raw: bytes, url: str) -> dict[str, Any]:
-    try:
-        return json_object(raw, url)
-    except ValueError as err:
-        raise AdminClientError(f"{err}; is that the agent's HTTP port?") from err
+    return json_object(raw, url, error=AdminClientError, hint="is that the agent's HTTP port?")
 
 
 def _error_message(raw: bytes) -> str:
