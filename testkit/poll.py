@@ -1,14 +1,16 @@
 """The one way tests and benchmarks wait: poll a condition against a deadline on the monotonic clock.
 
 Never sleep to wait for something: ask for it, often, until a generous deadline (the suite shares two cores
-with other suites, so everything may be slow).
+with other suites, so everything may be slow). The loop is the agent's (agent/infra/poll.py, which the demo
+uses too); here a missed deadline is a test failure.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from agent.infra import poll
 
 T = TypeVar("T")
 
@@ -18,14 +20,8 @@ def poll_until(
 ) -> T:
     """Call ``check`` until it returns something truthy and return that; AssertionError naming ``what`` (and
     the last value seen) after ``timeout`` seconds. An exception from ``check`` propagates at once."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}"
-            )
-        time.sleep(interval)
+
+    def failure(last: T | None) -> AssertionError:
+        return AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
+
+    return poll.poll_until(check, timeout=timeout, interval=interval, failure=failure)

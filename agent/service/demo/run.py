@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.infra.config import AgentSettings, settings_from_mapping
+from agent.infra.poll import poll_until
 from agent.service.app import Agent
 from agent.service.demo.ports import free_port
 
@@ -39,11 +40,13 @@ class Timeline:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting {timeout:.0f}s for {what}")
-        time.sleep(0.1)
+    """Poll ``check`` every 0.1 s until it holds; TimeoutError naming ``what`` after ``timeout`` seconds."""
+    poll_until(
+        check,
+        timeout=timeout,
+        interval=0.1,
+        failure=lambda _: TimeoutError(f"gave up waiting {timeout:.0f}s for {what}"),
+    )
 
 
 def _settings(work: Path, grpc_port: int) -> AgentSettings:
