@@ -6,12 +6,16 @@ golden file, given as gs://, s3://, az://, file:// or a plain path) and ``stat_u
 generation, without reading it, so a changed golden file is noticed cheaply every pass). Each cloud SDK
 is imported only when a URI of its scheme is used, so a deployment pays only for the stores it reads
 (benchmarks/footprint.py). ``endpoint_url`` is a model's override for s3:// (an S3-compatible store) and
-az:// (the account URL); other schemes ignore it.
+az:// (the account URL); other schemes ignore it. The cloud schemes are one table (``_CLOUDS``): a new one
+is a row there, not a branch in each function.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,24 +61,75 @@ __all__ = [
 _SCHEMES = "gs://bucket/prefix, s3://bucket/prefix, az://container/prefix or file:///absolute/dir"
 
 
+@dataclass(frozen=True)
+class _Cloud:
+    """A bucket scheme: its five entry points as ``module.name`` in this package, imported only when a URI of
+    the scheme is used (and with them its SDK), and what a model's ``endpoint_url`` becomes in their keyword
+    arguments."""
+
+    source: str
+    sink: str
+    records: str
+    read: str
+    stat: str
+    connect: Callable[[str | None], dict[str, Any]]
+    sdk: str | None = None
+    """The key in ``_SDKS`` of an SDK that is an optional extra: checked first, for a clear error."""
+    listing_checksums: bool = False
+    """Whether the source takes ``listing_checksums`` (a listing's checksums cost a request per object)."""
+
+    def call(self, entry: str, uri: str, endpoint_url: str | None, **options: Any) -> Any:
+        if self.sdk is not None:
+            _require_sdk(self.sdk)
+        module, _, name = getattr(self, entry).rpartition(".")
+        factory = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        return factory(uri, **self.connect(endpoint_url), **options)
+
+
+_CLOUDS = {
+    "gs://": _Cloud(
+        source="gcs.GcsSource",
+        sink="gcs.GcsSink",
+        records="gcs_records.GcsRecordStore",
+        read="gcs.read_gs_uri",
+        stat="gcs.stat_gs_uri",
+        connect=lambda _: {},
+    ),
+    "s3://": _Cloud(
+        source="s3.S3Source",
+        sink="s3.S3Sink",
+        records="s3_records.S3RecordStore",
+        read="s3.read_s3_uri",
+        stat="s3.stat_s3_uri",
+        connect=lambda url: {"endpoint_url": url},
+        sdk="s3",
+        listing_checksums=True,
+    ),
+    "az://": _Cloud(
+        source="azure.AzureSource",
+        sink="azure.AzureSink",
+        records="azure_records.AzureRecordStore",
+        read="azure.read_az_uri",
+        stat="azure.stat_az_uri",
+        connect=lambda url: {"service": _azure_service(url)},
+        sdk="az",
+    ),
+}
+"""The cloud schemes, by URI prefix; file:// (and a plain path) is handled by each function itself."""
+
+
+def _cloud(uri: str) -> _Cloud | None:
+    return next((cloud for scheme, cloud in _CLOUDS.items() if uri.startswith(scheme)), None)
+
+
 def open_source(uri: str, *, endpoint_url: str | None = None, listing_checksums: bool = True) -> ModelSource:
     """The ``ModelSource`` for a model's bucket prefix. ``listing_checksums``: whether ``list_objects`` must
     report each object's crc32c (marker and quiet completion build the manifest from it); only s3:// pays
     extra requests for it."""
-    if uri.startswith("gs://"):
-        from agent.adapters.sources.gcs import GcsSource
-
-        return GcsSource(uri)
-    if uri.startswith("s3://"):
-        _require_sdk("s3")
-        from agent.adapters.sources.s3 import S3Source
-
-        return S3Source(uri, endpoint_url=endpoint_url, listing_checksums=listing_checksums)
-    if uri.startswith("az://"):
-        _require_sdk("az")
-        from agent.adapters.sources.azure import AzureSource
-
-        return AzureSource(uri, _azure_service(endpoint_url))
+    if cloud := _cloud(uri):
+        options = {"listing_checksums": listing_checksums} if cloud.listing_checksums else {}
+        source: ModelSource = cloud.call("source", uri, endpoint_url, **options)
+        return source
     if uri.startswith("file://"):
         return LocalSource.from_uri(uri)
     raise ConfigError(f"{uri!r}: unsupported source; write {_SCHEMES}")
@@ -82,20 +137,9 @@ def open_source(uri: str, *, endpoint_url: str | None = None, listing_checksums:
 
 def open_sink(uri: str, *, endpoint_url: str | None = None) -> ModelSink:
     """The ``ModelSink`` that ``publish`` writes a model's versions through."""
-    if uri.startswith("gs://"):
-        from agent.adapters.sources.gcs import GcsSink
-
-        return GcsSink(uri)
-    if uri.startswith("s3://"):
-        _require_sdk("s3")
-        from agent.adapters.sources.s3 import S3Sink
-
-        return S3Sink(uri, endpoint_url=endpoint_url)
-    if uri.startswith("az://"):
-        _require_sdk("az")
-        from agent.adapters.sources.azure import AzureSink
-
-        return AzureSink(uri, _azure_service(endpoint_url))
+    if cloud := _cloud(uri):
+        sink: ModelSink = cloud.call("sink", uri, endpoint_url)
+        return sink
     if uri.startswith("file://"):
         return LocalSink.from_uri(uri)
     if "://" not in uri:
@@ -105,20 +149,9 @@ def open_sink(uri: str, *, endpoint_url: str | None = None) -> ModelSink:
 
 def open_record_store(uri: str, *, endpoint_url: str | None = None) -> RecordStore:
     """The ``RecordStore`` rooted at ``uri`` (for the fleet: ``<model source>/_fleet/<fleet name>``)."""
-    if uri.startswith("gs://"):
-        from agent.adapters.sources.gcs_records import GcsRecordStore
-
-        return GcsRecordStore(uri)
-    if uri.startswith("s3://"):
-        _require_sdk("s3")
-        from agent.adapters.sources.s3_records import S3RecordStore
-
-        return S3RecordStore(uri, endpoint_url=endpoint_url)
-    if uri.startswith("az://"):
-        _require_sdk("az")
-        from agent.adapters.sources.azure_records import AzureRecordStore
-
-        return AzureRecordStore(uri, _azure_service(endpoint_url))
+    if cloud := _cloud(uri):
+        store: RecordStore = cloud.call("records", uri, endpoint_url)
+        return store
     if uri.startswith("file://"):
         return LocalRecordStore.from_uri(uri)
     raise ConfigError(f"{uri!r}: unsupported record store; write {_SCHEMES}")
@@ -130,40 +163,18 @@ def read_uri(uri: str, generation: str | None = None, *, endpoint_url: str | Non
 
     Raises ObjectNotFoundError if it does not exist, other SourceErrors when it cannot be read.
     """
-    if uri.startswith("gs://"):
-        from agent.adapters.sources.gcs import read_gs_uri
-
-        return read_gs_uri(uri, generation=generation)
-    if uri.startswith("s3://"):
-        _require_sdk("s3")
-        from agent.adapters.sources.s3 import read_s3_uri
-
-        return read_s3_uri(uri, endpoint_url=endpoint_url, generation=generation)
-    if uri.startswith("az://"):
-        _require_sdk("az")
-        from agent.adapters.sources.azure import read_az_uri
-
-        return read_az_uri(uri, _azure_service(endpoint_url), generation)
+    if cloud := _cloud(uri):
+        data: bytes = cloud.call("read", uri, endpoint_url, generation=generation)
+        return data
     return read_local_file(_local_path(uri))
 
 
 def stat_uri(uri: str, *, endpoint_url: str | None = None) -> str:
     """The file's generation: GCS's object generation, the S3 or Azure ETag, or a local file's mtime and
     size. No content read."""
-    if uri.startswith("gs://"):
-        from agent.adapters.sources.gcs import stat_gs_uri
-
-        return stat_gs_uri(uri)
-    if uri.startswith("s3://"):
-        _require_sdk("s3")
-        from agent.adapters.sources.s3 import stat_s3_uri
-
-        return stat_s3_uri(uri, endpoint_url=endpoint_url)
-    if uri.startswith("az://"):
-        _require_sdk("az")
-        from agent.adapters.sources.azure import stat_az_uri
-
-        return stat_az_uri(uri, _azure_service(endpoint_url))
+    if cloud := _cloud(uri):
+        token: str = cloud.call("stat", uri, endpoint_url)
+        return token
     return stat_local_file(_local_path(uri))
 
 

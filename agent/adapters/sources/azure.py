@@ -30,9 +30,9 @@ from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.prefixes import (
     POOL_SIZE,
     TRANSIENT_STATUS,
+    BucketSource,
     ChecksummedSink,
     split_bucket_uri,
-    versions_in,
 )
 from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
@@ -43,7 +43,6 @@ from agent.core.errors import (
     SourceError,
     TransientSourceError,
 )
-from agent.core.manifest import check_name
 
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 _RANGE = 4 * 2**20  # bytes per ranged GET of the SDK's own downloader (small reads): at most this is held
@@ -171,24 +170,12 @@ class AzureContainer:
             self.client.get_blob_client(name).delete_blob()
 
 
-class _AzurePrefix:
-    """An ``az://container/prefix`` the source and the sink both address blobs under."""
-
-    def __init__(self, uri: str, service: BlobServiceClient) -> None:
-        container, self._prefix = split_az_uri(uri)
-        self._container = AzureContainer(service.get_container_client(container))
-        self._uri = f"az://{container}/{self._prefix}".rstrip("/")
-
-    @property
-    def uri(self) -> str:
-        return self._uri
-
-
-class AzureSource(_AzurePrefix):
+class AzureSource(BucketSource[AzureContainer]):
     """A ``ModelSource`` over ``az://container/prefix/<N>/...``, through ``service`` (see make_service)."""
 
-    def list_versions(self) -> frozenset[int]:
-        return versions_in(self._prefix, self._container.prefixes(self._prefix))
+    def __init__(self, uri: str, service: BlobServiceClient) -> None:
+        container, prefix = split_az_uri(uri)
+        super().__init__("az", container, prefix, AzureContainer(service.get_container_client(container)))
 
     def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
         base = f"{self._prefix}{version}/"
@@ -199,17 +186,8 @@ class AzureSource(_AzurePrefix):
                 crc32c=(blob.metadata or {}).get(CRC32C_METADATA),
                 updated=blob.last_modified.timestamp() if blob.last_modified else None,
             )
-            for blob in self._container.objects(base)
+            for blob in self._store.objects(base)
         )
-
-    def read_bytes(self, version: int, name: str) -> bytes:
-        return self._container.read(self._blob(version, name))
-
-    def download(self, version: int, name: str, dest: Path) -> str:
-        return self._container.download(self._blob(version, name), dest)
-
-    def _blob(self, version: int, name: str) -> str:
-        return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
 
 
 class AzureSink(ChecksummedSink):
@@ -218,8 +196,7 @@ class AzureSink(ChecksummedSink):
 
     def __init__(self, uri: str, service: BlobServiceClient) -> None:
         container, prefix = split_az_uri(uri)
-        store = AzureContainer(service.get_container_client(container))
-        super().__init__(f"az://{container}/{prefix}".rstrip("/"), prefix, store)
+        super().__init__("az", container, prefix, AzureContainer(service.get_container_client(container)))
 
 
 def read_az_uri(uri: str, service: BlobServiceClient, generation: str | None = None) -> bytes:

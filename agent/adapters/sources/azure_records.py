@@ -17,26 +17,22 @@ from azure.storage.blob import BlobClient, BlobServiceClient
 
 from agent.adapters.sources.azure import mapped, split_az_uri
 from agent.adapters.sources.base import CREATE_ONLY, Expect, ObjectNotFoundError, Record, RecordInfo
+from agent.adapters.sources.prefixes import BucketPrefix
 from agent.core.errors import PreconditionFailed
-from agent.core.manifest import check_name
 
 
-class AzureRecordStore:
+class AzureRecordStore(BucketPrefix):
     """A ``RecordStore`` over ``az://container/prefix/<name>``, through ``service`` (azure.make_service)."""
 
     def __init__(self, uri: str, service: BlobServiceClient) -> None:
-        container, self._prefix = split_az_uri(uri)
+        container, prefix = split_az_uri(uri)
+        super().__init__("az", container, prefix)
         self._container = service.get_container_client(container)
-        self._uri = f"az://{container}/{self._prefix}".rstrip("/")
-
-    @property
-    def uri(self) -> str:
-        return self._uri
 
     def read(self, name: str) -> Record | None:
         try:
             with mapped(f"reading {self._uri}/{name}"):
-                stream = self._container.get_blob_client(self._blob(name)).download_blob(max_concurrency=1)
+                stream = self._container.get_blob_client(self._key(name)).download_blob(max_concurrency=1)
                 data = bytes(stream.readall())
         except ObjectNotFoundError:
             return None
@@ -44,7 +40,7 @@ class AzureRecordStore:
         return Record(name, _token(props.etag), props.last_modified.timestamp(), data)
 
     def write(self, name: str, data: bytes, *, expect: Expect) -> str:
-        blob = self._container.get_blob_client(self._blob(name))
+        blob = self._container.get_blob_client(self._key(name))
         what = f"writing {self._uri}/{name}"
         try:
             with mapped(what):
@@ -72,7 +68,7 @@ class AzureRecordStore:
         return tuple(sorted(infos, key=lambda i: i.name))
 
     def delete(self, name: str, *, expect: str) -> None:
-        blob = self._container.get_blob_client(self._blob(name))
+        blob = self._container.get_blob_client(self._key(name))
         try:
             with suppress(ObjectNotFoundError), mapped(f"deleting {self._uri}/{name}"):
                 blob.delete_blob(etag=_etag(expect), match_condition=MatchConditions.IfNotModified)
@@ -80,9 +76,6 @@ class AzureRecordStore:
             with mapped(f"deleting {self._uri}/{name}"):
                 if blob.exists():  # Azure answers 412, not 404, to a conditional delete of nothing
                     raise
-
-    def _blob(self, name: str) -> str:
-        return self._prefix + check_name(name, where=self._uri)
 
 
 def _token(etag: str | None) -> str:

@@ -28,8 +28,9 @@ from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.prefixes import (
     POOL_SIZE,
     TRANSIENT_STATUS,
+    BucketPrefix,
+    BucketSource,
     split_bucket_uri,
-    versions_in,
 )
 from agent.adapters.sources.streams import CHUNK_SIZE, CountingReader, write_chunks
 from agent.core.errors import (
@@ -40,7 +41,6 @@ from agent.core.errors import (
     SourceError,
     TransientSourceError,
 )
-from agent.core.manifest import check_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
@@ -61,11 +61,13 @@ def make_client() -> storage.Client:
 
 
 class GcsBucket:
-    """Object operations on one bucket, each mapped to the agent's errors."""
+    """Object operations on one bucket, each mapped to the agent's errors (``client``: None for
+    ``make_client()``'s)."""
 
-    def __init__(self, client: storage.Client, name: str, *, timeout: float = 60.0) -> None:
-        self.client, self.name, self._timeout = client, name, timeout
-        self._bucket = client.bucket(name)
+    def __init__(self, client: storage.Client | None, name: str, *, timeout: float = 60.0) -> None:
+        self.client = client if client is not None else make_client()
+        self.name, self._timeout = name, timeout
+        self._bucket = self.client.bucket(name)
 
     def prefixes(self, prefix: str) -> list[str]:
         """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 1000)."""
@@ -144,27 +146,12 @@ class GcsBucket:
         return {"retry": None, "timeout": self._timeout}
 
 
-class _GcsPrefix:
-    """A ``gs://bucket/prefix`` the source and the sink both address objects under."""
-
-    def __init__(self, uri: str, *, client: storage.Client | None, timeout: float) -> None:
-        bucket, self._prefix = split_gs_uri(uri)
-        self._bucket = GcsBucket(client if client is not None else make_client(), bucket, timeout=timeout)
-        self._uri = f"gs://{bucket}/{self._prefix}".rstrip("/")
-
-    @property
-    def uri(self) -> str:
-        return self._uri
-
-
-class GcsSource(_GcsPrefix):
+class GcsSource(BucketSource[GcsBucket]):
     """A ``ModelSource`` over ``gs://bucket/prefix/<N>/...``."""
 
     def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 60.0) -> None:
-        super().__init__(uri, client=client, timeout=timeout)
-
-    def list_versions(self) -> frozenset[int]:
-        return versions_in(self._prefix, self._bucket.prefixes(self._prefix))
+        bucket, prefix = split_gs_uri(uri)
+        super().__init__("gs", bucket, prefix, GcsBucket(client, bucket, timeout=timeout))
 
     def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
         base = f"{self._prefix}{version}/"
@@ -175,24 +162,17 @@ class GcsSource(_GcsPrefix):
                 crc32c=blob.crc32c,
                 updated=blob.updated.timestamp() if blob.updated else None,
             )
-            for blob in self._bucket.objects(base)
+            for blob in self._store.objects(base)
         )
 
-    def read_bytes(self, version: int, name: str) -> bytes:
-        return self._bucket.read(self._object(version, name))
 
-    def download(self, version: int, name: str, dest: Path) -> str:
-        return self._bucket.download(self._object(version, name), dest)
-
-    def _object(self, version: int, name: str) -> str:
-        return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
-
-
-class GcsSink(_GcsPrefix):
+class GcsSink(BucketPrefix):
     """A ``ModelSink`` writing objects under ``gs://bucket/prefix/``; each write is one object write."""
 
     def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 120.0) -> None:
-        super().__init__(uri, client=client, timeout=timeout)
+        bucket, prefix = split_gs_uri(uri)
+        super().__init__("gs", bucket, prefix)
+        self._bucket = GcsBucket(client, bucket, timeout=timeout)
 
     def upload(
         self,
@@ -202,31 +182,28 @@ class GcsSink(_GcsPrefix):
         on_bytes: Callable[[int], None] | None = None,
         crc32c: str | None = None,
     ) -> None:
-        self._bucket.upload(path, self._object(name), on_bytes)
+        self._bucket.upload(path, self._key(name), on_bytes)
 
     def write_bytes(self, name: str, data: bytes) -> None:
-        self._bucket.write(self._object(name), data, "application/json")
+        self._bucket.write(self._key(name), data, "application/json")
 
     def exists(self, name: str) -> bool:
-        return self._bucket.exists(self._object(name))
+        return self._bucket.exists(self._key(name))
 
     def delete(self, name: str) -> None:
-        self._bucket.delete(self._object(name))
-
-    def _object(self, name: str) -> str:
-        return self._prefix + check_name(name, where=self._uri)
+        self._bucket.delete(self._key(name))
 
 
 def read_gs_uri(uri: str, *, client: storage.Client | None = None, generation: str | None = None) -> bytes:
     """The bytes of one object named by a full ``gs://bucket/path`` URI (of ``generation`` when given)."""
     bucket, name = _object_uri(uri)
-    return GcsBucket(client if client is not None else make_client(), bucket).read(name, generation)
+    return GcsBucket(client, bucket).read(name, generation)
 
 
 def stat_gs_uri(uri: str, *, client: storage.Client | None = None) -> str:
     """The generation of the object named by ``gs://bucket/path`` (cheap: no content is read)."""
     bucket, name = _object_uri(uri)
-    return GcsBucket(client if client is not None else make_client(), bucket).generation(name)
+    return GcsBucket(client, bucket).generation(name)
 
 
 def _object_uri(uri: str) -> tuple[str, str]:

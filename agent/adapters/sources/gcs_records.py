@@ -16,29 +16,26 @@ from google.cloud import storage
 
 from agent.adapters.sources.base import CREATE_ONLY, Expect, Record, RecordInfo
 from agent.adapters.sources.gcs import make_client, mapped, split_gs_uri
+from agent.adapters.sources.prefixes import BucketPrefix
 from agent.core.errors import PreconditionFailed, TransientSourceError
-from agent.core.manifest import check_name
 
 _READ_ATTEMPTS = 3  # a record rewritten between the metadata and the media request is read again
 
 
-class GcsRecordStore:
+class GcsRecordStore(BucketPrefix):
     """A ``RecordStore`` over ``gs://bucket/prefix/<name>``."""
 
     def __init__(self, uri: str, *, client: storage.Client | None = None, timeout: float = 30.0) -> None:
-        bucket, self._prefix = split_gs_uri(uri)
+        bucket, prefix = split_gs_uri(uri)
+        super().__init__("gs", bucket, prefix)
         self._client = client if client is not None else make_client()
         self._bucket = self._client.bucket(bucket)
-        self._uri, self._timeout = f"gs://{bucket}/{self._prefix}".rstrip("/"), timeout
-
-    @property
-    def uri(self) -> str:
-        return self._uri
+        self._timeout = timeout
 
     def read(self, name: str) -> Record | None:
         for _ in range(_READ_ATTEMPTS):
             with mapped(f"reading {self._uri}/{name}"):
-                blob = self._bucket.get_blob(self._object(name), **self._opts())
+                blob = self._bucket.get_blob(self._key(name), **self._opts())
                 if blob is None:
                     return None
             try:
@@ -51,7 +48,7 @@ class GcsRecordStore:
 
     def write(self, name: str, data: bytes, *, expect: Expect) -> str:
         generation = 0 if expect is CREATE_ONLY else int(expect)
-        blob = self._bucket.blob(self._object(name))
+        blob = self._bucket.blob(self._key(name))
         with mapped(f"writing {self._uri}/{name}"):
             blob.upload_from_string(
                 data, content_type="application/json", if_generation_match=generation, **self._opts()
@@ -72,10 +69,7 @@ class GcsRecordStore:
 
     def delete(self, name: str, *, expect: str) -> None:
         with mapped(f"deleting {self._uri}/{name}"), suppress(api_exceptions.NotFound):
-            self._bucket.blob(self._object(name)).delete(if_generation_match=int(expect), **self._opts())
-
-    def _object(self, name: str) -> str:
-        return self._prefix + check_name(name, where=self._uri)
+            self._bucket.blob(self._key(name)).delete(if_generation_match=int(expect), **self._opts())
 
     def _opts(self) -> dict[str, Any]:
         return {"retry": None, "timeout": self._timeout}

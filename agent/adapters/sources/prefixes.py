@@ -1,5 +1,7 @@
-"""What the bucket adapters share: ``scheme://bucket/prefix`` URIs, version folders from a delimited listing,
-and the sink of the stores that take a crc32c with every write (S3, Azure).
+"""What the bucket adapters share: ``scheme://bucket/prefix`` URIs and the keys under them (``BucketPrefix``,
+the base of every bucket source, sink and record store), the source's version folders from a delimited
+listing and its reads by checked name (``BucketSource``), and the sink of the stores that take a crc32c with
+every write (S3, Azure).
 
 Each adapter keeps its own library calls and error mapping; only the logic that is the same for every store
 lives here, so the schemes cannot drift apart (a prefix always ends with '/', a version folder is a
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from agent.adapters.sources.streams import CountingReader, crc32c_of_bytes, crc32c_of_file
 from agent.core.errors import ConfigError
@@ -44,6 +46,57 @@ def versions_in(prefix: str, folders: Iterable[str]) -> frozenset[int]:
     return frozenset(v for v in map(version_from_name, names) if v is not None)
 
 
+class BucketPrefix:
+    """``<scheme>://bucket/prefix`` as an adapter addresses objects under it: the URI it reports (no trailing
+    '/') and the key of a name relative to the prefix, checked before it reaches the store."""
+
+    def __init__(self, scheme: str, bucket: str, prefix: str) -> None:
+        self._prefix = prefix
+        self._uri = f"{scheme}://{bucket}/{prefix}".rstrip("/")
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    def _key(self, name: str) -> str:
+        return self._prefix + check_name(name, where=self._uri)
+
+
+class VersionStore(Protocol):
+    """The reads a ``BucketSource`` makes of its store (each adapter's bucket or container class)."""
+
+    def prefixes(self, prefix: str, /) -> list[str]: ...
+
+    def read(self, name: str, /) -> bytes: ...
+
+    def download(self, name: str, dest: Path, /) -> str: ...
+
+
+StoreT = TypeVar("StoreT", bound=VersionStore)
+
+
+class BucketSource(BucketPrefix, Generic[StoreT]):
+    """The part of a ``ModelSource`` over a bucket that is the same on every store: the versions are the
+    integer folders of one delimited listing, and a version's objects are read or downloaded by checked name.
+    Each adapter lists a version's objects itself (``list_objects``: every store reports other fields)."""
+
+    def __init__(self, scheme: str, bucket: str, prefix: str, store: StoreT) -> None:
+        super().__init__(scheme, bucket, prefix)
+        self._store = store
+
+    def list_versions(self) -> frozenset[int]:
+        return versions_in(self._prefix, self._store.prefixes(self._prefix))
+
+    def read_bytes(self, version: int, name: str) -> bytes:
+        return self._store.read(self._object(version, name))
+
+    def download(self, version: int, name: str, dest: Path) -> str:
+        return self._store.download(self._object(version, name), dest)
+
+    def _object(self, version: int, name: str) -> str:
+        return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
+
+
 class ChecksummedStore(Protocol):
     """Whole-object writes that carry the object's crc32c (S3: checked by the store; Azure: kept as
     metadata)."""
@@ -55,15 +108,12 @@ class ChecksummedStore(Protocol):
     def delete(self, name: str) -> None: ...
 
 
-class ChecksummedSink:
+class ChecksummedSink(BucketPrefix):
     """A ``ModelSink`` over a ``ChecksummedStore``: every upload computes (or is given) the file's crc32c."""
 
-    def __init__(self, uri: str, prefix: str, store: ChecksummedStore) -> None:
-        self._uri, self._prefix, self._store = uri, prefix, store
-
-    @property
-    def uri(self) -> str:
-        return self._uri
+    def __init__(self, scheme: str, bucket: str, prefix: str, store: ChecksummedStore) -> None:
+        super().__init__(scheme, bucket, prefix)
+        self._store = store
 
     def upload(
         self,
@@ -86,6 +136,3 @@ class ChecksummedSink:
 
     def delete(self, name: str) -> None:
         self._store.delete(self._key(name))
-
-    def _key(self, name: str) -> str:
-        return self._prefix + check_name(name, where=self._uri)

@@ -28,9 +28,9 @@ from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.prefixes import (
     POOL_SIZE,
     TRANSIENT_STATUS,
+    BucketSource,
     ChecksummedSink,
     split_bucket_uri,
-    versions_in,
 )
 from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
@@ -41,7 +41,6 @@ from agent.core.errors import (
     SourceError,
     TransientSourceError,
 )
-from agent.core.manifest import check_name
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _TRANSIENT_CODES = frozenset(
@@ -92,10 +91,12 @@ def _is_aws(endpoint: str) -> bool:
 
 
 class S3Bucket:
-    """Object operations on one bucket, each mapped to the agent's errors."""
+    """Object operations on one bucket, each mapped to the agent's errors (``client``: None for
+    ``make_client(endpoint_url)``'s)."""
 
-    def __init__(self, client: Any, name: str) -> None:
-        self.client, self.name = client, name
+    def __init__(self, client: Any | None, name: str, *, endpoint_url: str | None = None) -> None:
+        self.client = client if client is not None else make_client(endpoint_url)
+        self.name = name
 
     def prefixes(self, prefix: str) -> list[str]:
         """The "sub-folders" directly under ``prefix``: one delimited listing (one request per 1000)."""
@@ -189,20 +190,7 @@ class S3Bucket:
         return pages
 
 
-class _S3Prefix:
-    """An ``s3://bucket/prefix`` the source and the sink both address objects under."""
-
-    def __init__(self, uri: str, *, client: Any | None, endpoint_url: str | None) -> None:
-        bucket, self._prefix = split_s3_uri(uri)
-        self._bucket = S3Bucket(client if client is not None else make_client(endpoint_url), bucket)
-        self._uri = f"s3://{bucket}/{self._prefix}".rstrip("/")
-
-    @property
-    def uri(self) -> str:
-        return self._uri
-
-
-class S3Source(_S3Prefix):
+class S3Source(BucketSource[S3Bucket]):
     """A ``ModelSource`` over ``s3://bucket/prefix/<N>/...``. ListObjectsV2 names an object's checksum
     algorithm but not its value, so with ``listing_checksums`` a version's listing adds one HeadObject per
     object stored with a CRC32C: marker and quiet completion build the manifest from it. With a manifest
@@ -217,16 +205,14 @@ class S3Source(_S3Prefix):
         endpoint_url: str | None = None,
         listing_checksums: bool = True,
     ) -> None:
-        super().__init__(uri, client=client, endpoint_url=endpoint_url)
+        bucket, prefix = split_s3_uri(uri)
+        super().__init__("s3", bucket, prefix, S3Bucket(client, bucket, endpoint_url=endpoint_url))
         self._listing_checksums = listing_checksums
-
-    def list_versions(self) -> frozenset[int]:
-        return versions_in(self._prefix, self._bucket.prefixes(self._prefix))
 
     def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
         base = f"{self._prefix}{version}/"
-        items = self._bucket.objects(base)
-        crcs = self._bucket.checksums([i["Key"] for i in items if "CRC32C" in i.get("ChecksumAlgorithm", ())])
+        items = self._store.objects(base)
+        crcs = self._store.checksums([i["Key"] for i in items if "CRC32C" in i.get("ChecksumAlgorithm", ())])
         return tuple(
             ObjectInfo(
                 name=item["Key"][len(base) :],
@@ -237,15 +223,6 @@ class S3Source(_S3Prefix):
             for item in items
         )
 
-    def read_bytes(self, version: int, name: str) -> bytes:
-        return self._bucket.read(self._key(version, name))
-
-    def download(self, version: int, name: str, dest: Path) -> str:
-        return self._bucket.download(self._key(version, name), dest)
-
-    def _key(self, version: int, name: str) -> str:
-        return f"{self._prefix}{version}/{check_name(name, where=self._uri)}"
-
 
 class S3Sink(ChecksummedSink):
     """A ``ModelSink`` writing objects under ``s3://bucket/prefix/``; each write is one PutObject carrying
@@ -253,20 +230,19 @@ class S3Sink(ChecksummedSink):
 
     def __init__(self, uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> None:
         bucket, prefix = split_s3_uri(uri)
-        store = S3Bucket(client if client is not None else make_client(endpoint_url), bucket)
-        super().__init__(f"s3://{bucket}/{prefix}".rstrip("/"), prefix, store)
+        super().__init__("s3", bucket, prefix, S3Bucket(client, bucket, endpoint_url=endpoint_url))
 
 
 def read_s3_uri(uri: str, *, endpoint_url: str | None = None, generation: str | None = None) -> bytes:
     """The bytes of one object named by a full ``s3://bucket/key`` URI (of ETag ``generation`` if given)."""
     bucket, key = _object_uri(uri)
-    return S3Bucket(make_client(endpoint_url), bucket).read(key, generation)
+    return S3Bucket(None, bucket, endpoint_url=endpoint_url).read(key, generation)
 
 
 def stat_s3_uri(uri: str, *, endpoint_url: str | None = None) -> str:
     """The ETag of the object named by ``s3://bucket/key`` (cheap: no content is read)."""
     bucket, key = _object_uri(uri)
-    return S3Bucket(make_client(endpoint_url), bucket).etag(key)
+    return S3Bucket(None, bucket, endpoint_url=endpoint_url).etag(key)
 
 
 def _object_uri(uri: str) -> tuple[str, str]:

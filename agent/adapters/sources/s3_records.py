@@ -13,24 +13,20 @@ from contextlib import suppress
 from typing import Any
 
 from agent.adapters.sources.base import CREATE_ONLY, Expect, ObjectNotFoundError, Record, RecordInfo
-from agent.adapters.sources.s3 import S3Bucket, make_client, mapped, split_s3_uri
+from agent.adapters.sources.prefixes import BucketPrefix
+from agent.adapters.sources.s3 import S3Bucket, mapped, split_s3_uri
 from agent.adapters.sources.streams import crc32c_of_bytes
 from agent.core.errors import PreconditionFailed
-from agent.core.manifest import check_name
 
 
-class S3RecordStore:
+class S3RecordStore(BucketPrefix):
     """A ``RecordStore`` over ``s3://bucket/prefix/<name>``."""
 
     def __init__(self, uri: str, *, client: Any | None = None, endpoint_url: str | None = None) -> None:
-        bucket, self._prefix = split_s3_uri(uri)
-        self._bucket = S3Bucket(client if client is not None else make_client(endpoint_url), bucket)
+        bucket, prefix = split_s3_uri(uri)
+        super().__init__("s3", bucket, prefix)
+        self._bucket = S3Bucket(client, bucket, endpoint_url=endpoint_url)
         self._client, self._name = self._bucket.client, bucket
-        self._uri = f"s3://{bucket}/{self._prefix}".rstrip("/")
-
-    @property
-    def uri(self) -> str:
-        return self._uri
 
     def read(self, name: str) -> Record | None:
         try:
@@ -71,6 +67,3 @@ class S3RecordStore:
     def delete(self, name: str, *, expect: str) -> None:
         with suppress(ObjectNotFoundError), mapped(f"deleting {self._uri}/{name}"):
             self._client.delete_object(Bucket=self._name, Key=self._key(name), IfMatch=expect)
-
-    def _key(self, name: str) -> str:
-        return self._prefix + check_name(name, where=self._uri)
