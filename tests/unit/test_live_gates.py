@@ -39,22 +39,23 @@ def test_parse_counts_one_models_requests_by_status() -> None:
     assert sample.p99() == 1000
 
 
-def test_error_ratio_over_the_window_fails_the_bake() -> None:
-    """Errors inside the bake window (not before it) fail the gate, naming the ratio."""
+@pytest.mark.parametrize(
+    ("after", "needle"),
+    [
+        # Errors inside the bake window (not before it) fail the gate, naming the ratio.
+        (exposition(ok=150, bad=50, fast=200, slow=0), "error ratio 0.500"),
+        # A window whose p99 is 100x the baseline's fails the latency gate.
+        (exposition(ok=200, bad=0, fast=100, slow=100), "p99"),
+    ],
+    ids=["error-ratio", "p99-ratio"],
+)
+def test_a_bad_window_fails_the_bake_naming_the_gate(after: str, needle: str) -> None:
+    """Errors or latency inside the bake window, against the baseline before it, fail the named gate."""
     before = parse(exposition(ok=100, bad=0, fast=100, slow=0), "m")
-    after = parse(exposition(ok=150, bad=50, fast=200, slow=0), "m")
-    problem, _ = judge(before, after.minus(before), GATES)
+    window = parse(after, "m").minus(before)
+    problem, _ = judge(before, window, GATES)
     assert problem is not None
-    assert "error ratio 0.500" in problem
-
-
-def test_slow_window_fails_on_p99_ratio() -> None:
-    """A window whose p99 is 100x the baseline's fails the latency gate."""
-    before = parse(exposition(ok=100, bad=0, fast=100, slow=0), "m")
-    after = parse(exposition(ok=200, bad=0, fast=100, slow=100), "m")
-    problem, _ = judge(before, after.minus(before), GATES)
-    assert problem is not None
-    assert "p99" in problem
+    assert needle in problem
 
 
 def test_too_few_requests_is_no_verdict() -> None:
