@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.adapters.tfserving.client import initial_config
+from agent.adapters.tfserving.config_file import initial_config
 from agent.service.publish import publish
 from testkit.agentproc import tfs_agent
 from testkit.savedmodels import build_half_plus_two

@@ -20,12 +20,11 @@ import numpy as np
 import pytest
 
 from agent.adapters.tfserving import config_text, protos
-from agent.adapters.tfserving.client import (
-    GrpcServingControl,
+from agent.adapters.tfserving.client import GrpcServingControl, serving_error
+from agent.adapters.tfserving.config_file import (
     check_complete,
     initial_config,
     read_config,
-    serving_error,
     write_config_file,
 )
 from agent.adapters.tfserving.protos import (

@@ -2,10 +2,10 @@
 
 The agent owns TF Serving's whole model config: every ``apply`` merges a change into it under one lock, checks
 that each newly listed version is complete on the local volume (a missing or half-copied version would block
-ReloadConfig forever: B12 of docs/tfserving-behaviour.md), writes the file atomically and only then sends
-ReloadConfig — with
-``--model_config_file_poll_wait_seconds`` the file wins over RPCs (B8), so both must agree. gRPC errors become
-the agent's own exception types in exactly one place, ``serving_error``.
+ReloadConfig forever: B12 of docs/tfserving-behaviour.md; the file's side is config_file.py), writes the file
+atomically and only then sends ReloadConfig — with ``--model_config_file_poll_wait_seconds`` the file wins
+over RPCs (B8), so both must agree. gRPC errors become the agent's own exception types in exactly one place,
+``serving_error``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import grpc
 
 from agent.adapters.tfserving import config_text, protos
 from agent.adapters.tfserving.base import Signature, Tensors
+from agent.adapters.tfserving.config_file import check_complete, read_config, write_config_file
 from agent.adapters.tfserving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -77,48 +78,6 @@ def serving_error(code: grpc.StatusCode, details: str, what: str, *, reload: boo
 
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def read_config(path: Path) -> dict[str, ServedModel]:
-    """The models in the config file at ``path``; empty when it does not exist yet."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    return {m.name: m for m in config_text.parse(text, str(path))}
-
-
-def write_config_file(path: Path, models: Iterable[ServedModel] = ()) -> None:
-    """Write the config TF Serving starts on, without a server (B2: it listens only once all of these load).
-
-    On a fresh volume that is an empty list; later, the last validated versions that are intact on disk.
-    """
-    models = list(models)
-    for model in models:
-        check_complete(model)
-    write_atomic(path, config_text.render(models).encode())
-
-
-initial_config = write_config_file
-
-
-def check_complete(model: ServedModel) -> None:
-    """Refuse a config entry TF Serving could hang on (B12): every version needs its directory and graph."""
-    base = Path(model.base_path)
-    if not base.is_absolute():
-        raise ServingRejectedError(
-            f"not sent: {model.name} base_path {model.base_path!r} is not a local "
-            "absolute path (the agent serves only from the local volume)"
-        )
-    if not model.versions:
-        raise ServingRejectedError(f"not sent: {model.name} lists no version; remove the model instead")
-    for version in model.versions:
-        vdir = base / str(version)
-        if not any((vdir / graph).is_file() for graph in ("saved_model.pb", "saved_model.pbtxt")):
-            raise ServingRejectedError(f"not sent: {vdir} is not a complete SavedModel (no saved_model.pb)")
-    stray = [f"{label}→{v}" for label, v in model.labels if v not in model.versions]
-    if stray:
-        raise ServingRejectedError(f"not sent: {model.name} labels point at unlisted versions: {stray}")
 
 
 class GrpcServingControl:
