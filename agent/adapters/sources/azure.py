@@ -29,17 +29,15 @@ from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClien
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.prefixes import (
     POOL_SIZE,
-    TRANSIENT_STATUS,
     BucketSource,
     ChecksummedSink,
     split_bucket_uri,
+    status_error,
 )
 from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
     ConfigError,
-    PermanentSourceError,
     PreconditionFailed,
-    RateLimitedError,
     SourceError,
     TransientSourceError,
 )
@@ -226,20 +224,10 @@ def _error_code(response: Any) -> str:
 def _status_error(status: int | None, what: str, detail: str) -> SourceError:
     """An HTTP status from Azure as the agent's error, with the fix where there is one."""
     text = f"{what}: HTTP {status} {detail.strip().splitlines()[0] if detail.strip() else ''}".rstrip()
-    if status == 404:
-        return ObjectNotFoundError(f"{text} (no such blob or container)")
-    if status in (401, 403):
-        return PermanentSourceError(
-            f"{text}; grant the agent's identity the Storage Blob Data Reader role on the container "
-            "(Contributor for publish)"
-        )
-    if status == 412:
-        return PreconditionFailed(f"{text} (the blob changed since it was read)")
-    if status == 429:
-        return RateLimitedError(text)
-    if status is None or status in TRANSIENT_STATUS:
-        return TransientSourceError(text)
-    return PermanentSourceError(text)
+    role = "the Storage Blob Data Reader role on the container (Contributor for publish)"
+    return status_error(
+        status, text, thing="blob", holder="container", denied=f"grant the agent's identity {role}"
+    )
 
 
 @contextmanager

@@ -27,17 +27,15 @@ from google.cloud.storage import exceptions as storage_exceptions
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.prefixes import (
     POOL_SIZE,
-    TRANSIENT_STATUS,
     BucketPrefix,
     BucketSource,
     split_bucket_uri,
+    status_error,
 )
 from agent.adapters.sources.streams import CHUNK_SIZE, CountingReader, write_chunks
 from agent.core.errors import (
     ConfigError,
     PermanentSourceError,
-    PreconditionFailed,
-    RateLimitedError,
     SourceError,
     TransientSourceError,
 )
@@ -216,19 +214,8 @@ def _object_uri(uri: str) -> tuple[str, str]:
 def _status_error(status: int, what: str, detail: str = "") -> SourceError:
     """An HTTP status from GCS as the agent's error, with the fix where there is one."""
     text = f"{what}: HTTP {status}" + (f" {detail.strip()}" if detail.strip() else "")
-    if status == 404:
-        return ObjectNotFoundError(f"{text} (no such object or bucket)")
-    if status in (401, 403):
-        return PermanentSourceError(
-            f"{text}; grant the agent's identity roles/storage.objectViewer on the bucket"
-        )
-    if status == 412:
-        return PreconditionFailed(f"{text} (the object changed since it was read)")
-    if status == 429:
-        return RateLimitedError(text)
-    if status in TRANSIENT_STATUS:
-        return TransientSourceError(text)
-    return PermanentSourceError(text)
+    denied = "grant the agent's identity roles/storage.objectViewer on the bucket"
+    return status_error(status, text, thing="object", holder="bucket", denied=denied)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
@@ -63,21 +64,28 @@ def _source_error(err: OSError, what: str) -> SourceError:
     return TransientSourceError(detail)
 
 
-class LocalSource:
-    """A ``ModelSource`` over ``<root>/<N>/...`` on a local or mounted filesystem."""
+class LocalRoot:
+    """The directory a file:// source, sink or record store works under, and the URI it reports."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._crc_cache: dict[Path, tuple[tuple[int, int, int], str]] = {}
-        self._lock = threading.Lock()
 
     @classmethod
-    def from_uri(cls, uri: str) -> LocalSource:
+    def from_uri(cls, uri: str) -> Self:
         return cls(path_from_file_uri(uri))
 
     @property
     def uri(self) -> str:
         return "file://" + self._root.as_posix()
+
+
+class LocalSource(LocalRoot):
+    """A ``ModelSource`` over ``<root>/<N>/...`` on a local or mounted filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._crc_cache: dict[Path, tuple[tuple[int, int, int], str]] = {}
+        self._lock = threading.Lock()
 
     def list_versions(self) -> frozenset[int]:
         try:
@@ -141,19 +149,8 @@ def _read_source(path: Path, what: str) -> Iterator[bytes]:
         raise _source_error(err, f"reading {what}") from err
 
 
-class LocalSink:
+class LocalSink(LocalRoot):
     """A ``ModelSink`` writing ``<root>/<name>`` via a temp file and an atomic rename."""
-
-    def __init__(self, root: Path) -> None:
-        self._root = root
-
-    @classmethod
-    def from_uri(cls, uri: str) -> LocalSink:
-        return cls(path_from_file_uri(uri))
-
-    @property
-    def uri(self) -> str:
-        return "file://" + self._root.as_posix()
 
     def upload(
         self,

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent.adapters.sources.base import CREATE_ONLY, Expect, Record, RecordInfo
-from agent.adapters.sources.local import path_from_file_uri
+from agent.adapters.sources.local import LocalRoot
 from agent.adapters.sources.streams import fsync_path
 from agent.core.errors import PermanentSourceError, PreconditionFailed, SourceError, TransientSourceError
 from agent.core.manifest import check_name
@@ -26,19 +26,8 @@ from agent.core.manifest import check_name
 _LOCK_NAME = ".lock"
 
 
-class LocalRecordStore:
+class LocalRecordStore(LocalRoot):
     """A ``RecordStore`` over ``<root>/<name>``; names whose segments start with '.' are its own."""
-
-    def __init__(self, root: Path) -> None:
-        self._root = root
-
-    @classmethod
-    def from_uri(cls, uri: str) -> LocalRecordStore:
-        return cls(path_from_file_uri(uri))
-
-    @property
-    def uri(self) -> str:
-        return "file://" + self._root.as_posix()
 
     def read(self, name: str) -> Record | None:
         path = self._path(name)

@@ -15,8 +15,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from agent.adapters.sources.base import ObjectNotFoundError
 from agent.adapters.sources.streams import CountingReader, crc32c_of_bytes, crc32c_of_file
-from agent.core.errors import ConfigError
+from agent.core.errors import (
+    ConfigError,
+    PermanentSourceError,
+    PreconditionFailed,
+    RateLimitedError,
+    SourceError,
+    TransientSourceError,
+)
 from agent.core.manifest import check_name, version_from_name
 
 POOL_SIZE = 64
@@ -38,6 +46,35 @@ def split_bucket_uri(uri: str, scheme: str, bucket_name: re.Pattern[str], rule: 
         raise ConfigError(f"{uri!r}: {bucket!r} is not a valid {noun} name ({rule})")
     prefix = prefix.strip("/")
     return bucket, f"{prefix}/" if prefix else ""
+
+
+def status_error(
+    status: int | None,
+    text: str,
+    *,
+    thing: str,
+    holder: str,
+    denied: str,
+    not_found: bool = False,
+    lost_race: bool = False,
+    rate_limited: bool = False,
+    transient: bool = False,
+) -> SourceError:
+    """A store's error answer as the agent's error: what each HTTP status means is the same on every store
+    (no status at all: the request never got an answer). ``text`` says what failed and how the store put it;
+    a 404 names the missing ``thing`` or ``holder`` (object or bucket), a 401/403 appends ``denied`` (the
+    permission to grant). The flags are a store's own error codes that mean the same as a status (S3)."""
+    if status == 404 or not_found:
+        return ObjectNotFoundError(f"{text} (no such {thing} or {holder})")
+    if status in (401, 403):
+        return PermanentSourceError(f"{text}; {denied}")
+    if status == 412 or lost_race:
+        return PreconditionFailed(f"{text} (the {thing} changed since it was read)")
+    if status == 429 or rate_limited:
+        return RateLimitedError(text)
+    if status is None or status in TRANSIENT_STATUS or transient:
+        return TransientSourceError(text)
+    return PermanentSourceError(text)
 
 
 def versions_in(prefix: str, folders: Iterable[str]) -> frozenset[int]:

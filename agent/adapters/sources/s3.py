@@ -27,17 +27,16 @@ from botocore.config import Config
 from agent.adapters.sources.base import ObjectInfo, ObjectNotFoundError
 from agent.adapters.sources.prefixes import (
     POOL_SIZE,
-    TRANSIENT_STATUS,
     BucketSource,
     ChecksummedSink,
     split_bucket_uri,
+    status_error,
 )
 from agent.adapters.sources.streams import CHUNK_SIZE, write_chunks
 from agent.core.errors import (
     ConfigError,
     PermanentSourceError,
     PreconditionFailed,
-    RateLimitedError,
     SourceError,
     TransientSourceError,
 )
@@ -258,20 +257,18 @@ def _client_error(err: boto_exceptions.ClientError, what: str) -> SourceError:
     code = str(error.get("Code", ""))
     status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     text = f"{what}: HTTP {status} {code} {error.get('Message', '')}".rstrip()
-    if status == 404 or code in _NOT_FOUND_CODES:
-        return ObjectNotFoundError(f"{text} (no such object or bucket)")
-    if status in (401, 403):
-        return PermanentSourceError(
-            f"{text}; allow the agent's role s3:GetObject and s3:ListBucket on the bucket "
-            "(s3:PutObject for publish)"
-        )
-    if status == 412 or code in _LOST_RACE_CODES:
-        return PreconditionFailed(f"{text} (the object changed since it was read)")
-    if status == 429 or code == "SlowDown":
-        return RateLimitedError(text)
-    if status in TRANSIENT_STATUS or code in _TRANSIENT_CODES:
-        return TransientSourceError(text)
-    return PermanentSourceError(text)
+    return status_error(
+        status,
+        text,
+        thing="object",
+        holder="bucket",
+        denied="allow the agent's role s3:GetObject and s3:ListBucket on the bucket "
+        "(s3:PutObject for publish)",
+        not_found=code in _NOT_FOUND_CODES,
+        lost_race=code in _LOST_RACE_CODES,
+        rate_limited=code == "SlowDown",
+        transient=code in _TRANSIENT_CODES,
+    )
 
 
 @contextmanager
