@@ -3,24 +3,29 @@ where the emulator checks less than the real service.
 
 Measured: moto stores whatever ``x-amz-checksum-crc32c`` it is sent (real S3 answers BadDigest), and Azure
 keeps no CRC32C at all (Azurite neither), so on both the only check that always runs is the agent's own
-crc32c of the downloaded bytes against the manifest.
+crc32c of the downloaded bytes against the manifest. S3's listing carries no checksum values, so only
+marker and quiet completion pay a HeadObject per object for them; manifest mode does not (counted through a
+proxy in front of moto).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.adapters.sources import open_source
 from agent.adapters.sources.azure import CRC32C_METADATA
 from agent.adapters.sources.retrying import retry_policy
 from agent.adapters.sources.streams import crc32c_of_bytes
 from agent.core.domain import FileEntry, Manifest
 from agent.core.errors import ChecksumMismatchError
-from agent.pipeline.staging import stage_version
+from agent.pipeline.staging import stage_version, verify_local
 from agent.service.publish import publish
-from testkit.emulators import Azurite, MotoServer
+from testkit.emulators import AWS_ENV, Azurite, MotoServer
+from testkit.proxy import Proxy
 from testkit.stores import AzureStore, S3Store
 
 FAST = retry_policy(initial=0.001, maximum=0.01, deadline=5)
@@ -29,6 +34,21 @@ FAST = retry_policy(initial=0.001, maximum=0.01, deadline=5)
 @pytest.fixture
 def s3(moto: MotoServer) -> S3Store:
     return S3Store(moto)
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's test credentials in the standard variables, for sources made by ``open_source`` as the agent
+    makes them."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def moto_proxy(moto: MotoServer) -> Iterator[Proxy]:
+    """A request-counting proxy in front of moto."""
+    with Proxy(moto.port) as started:
+        yield started
 
 
 @pytest.fixture
@@ -79,6 +99,44 @@ def test_moto_keeps_a_wrong_crc32c_so_the_agent_checks_the_bytes_itself(s3: S3St
     assert {o.name: o.crc32c for o in s3.source(uri).list_objects(1)}[entry.path] == entry.crc32c
     with pytest.raises(ChecksumMismatchError, match=r"variables\.data: crc32c .* differs"):
         stage_version(s3.source(uri), manifest, tmp_path / "v", retry=FAST)
+    assert list((tmp_path / "v").iterdir()) == []
+
+
+@pytest.mark.parametrize("listing_checksums", [False, True], ids=["manifest", "marker-or-quiet"])
+@pytest.mark.usefixtures("aws_credentials")
+def test_s3_listings_head_objects_only_where_completion_needs_their_checksums(
+    s3: S3Store, moto_proxy: Proxy, tmp_path: Path, listing_checksums: bool
+) -> None:
+    """Staging a published version lists it once. In manifest mode (the source opened as the agent opens it
+    then) that listing sends no HeadObject: the manifest has the checksums and the downloaded bytes are
+    checked against it; marker and quiet completion build the manifest from the listing, one HeadObject per
+    object stored with a CRC32C."""
+    uri = s3.new_uri()
+    manifest = publish(_export(tmp_path / "export"), uri, 1, progress=False, sink=s3.sink(uri))
+    bucket, prefix = _split(uri)
+    stored = s3.client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/1/")["KeyCount"]
+    source = open_source(uri, endpoint_url=moto_proxy.url, listing_checksums=listing_checksums)
+    staged = stage_version(source, manifest, tmp_path / "v", retry=FAST)
+    heads = [r for r in moto_proxy.requests if r.startswith("HEAD ")]
+    assert len(heads) == (stored if listing_checksums else 0), heads
+    listings = [r for r in moto_proxy.requests if r.startswith("GET ") and "list-type=2" in r]
+    assert len(listings) == 1, moto_proxy.requests
+    assert verify_local(tmp_path / "v", 1)
+    assert staged.bytes == manifest.total_bytes
+
+
+@pytest.mark.usefixtures("aws_credentials")
+def test_s3_manifest_mode_still_catches_bytes_changed_after_publishing(s3: S3Store, tmp_path: Path) -> None:
+    """Without the listing's checksums (manifest mode), an object rewritten with other bytes of the same size
+    passes the listing check, and staging fails on the downloaded bytes' crc32c; nothing is installed."""
+    uri = s3.new_uri()
+    manifest = publish(_export(tmp_path / "export"), uri, 1, progress=False, sink=s3.sink(uri))
+    entry = _entry(manifest, "variables.data")
+    s3.put(uri, f"1/{entry.path}", os.urandom(entry.size))
+    source = open_source(uri, endpoint_url=s3.server.url, listing_checksums=False)
+    assert {o.name: o.crc32c for o in source.list_objects(1)}[entry.path] is None
+    with pytest.raises(ChecksumMismatchError, match=r"variables\.data: crc32c .* differs"):
+        stage_version(source, manifest, tmp_path / "v", retry=FAST)
     assert list((tmp_path / "v").iterdir()) == []
 
 

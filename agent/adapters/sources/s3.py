@@ -193,8 +193,9 @@ class S3Source(BucketSource[S3Bucket]):
     """A ``ModelSource`` over ``s3://bucket/prefix/<N>/...``. ListObjectsV2 names an object's checksum
     algorithm but not its value, so with ``listing_checksums`` a version's listing adds one HeadObject per
     object stored with a CRC32C: marker and quiet completion build the manifest from it. With a manifest
-    (the default mode) listings skip them: staging checks the downloaded bytes against the manifest anyway,
-    and the HEADs would cost more than the download of a small version (benchmarks/staging.py)."""
+    (the default mode; the agent opens the source with ``listing_checksums=False``) listings skip them and
+    report crc32c None: staging checks the downloaded bytes against the manifest anyway, and the HEADs would
+    cost more than the download of a small version (benchmarks/staging.py)."""
 
     def __init__(
         self,
@@ -211,7 +212,8 @@ class S3Source(BucketSource[S3Bucket]):
     def list_objects(self, version: int) -> tuple[ObjectInfo, ...]:
         base = f"{self._prefix}{version}/"
         items = self._store.objects(base)
-        crcs = self._store.checksums([i["Key"] for i in items if "CRC32C" in i.get("ChecksumAlgorithm", ())])
+        checked = [i["Key"] for i in items if "CRC32C" in i.get("ChecksumAlgorithm", ())]
+        crcs = self._store.checksums(checked) if self._listing_checksums else {}
         return tuple(
             ObjectInfo(
                 name=item["Key"][len(base) :],
