@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from agent.core.fleet_records import RELEASE_NAME, Phase, Release, Verdict, deco
 from agent.core.manifest import serialize_manifest
 from agent.fleet import fleet_uri
 from testkit.fakes_sources import manifest_for
-from testkit.gcs import FakeGcsServer, new_bucket, running_server
+from testkit.gcs import FakeGcsServer, new_bucket
 
 FILES = {"saved_model.pb": b"graph", "variables/variables.index": b"idx"}
 
@@ -63,13 +62,6 @@ class Bucket:
         return decode(Release, record.data, origin=RELEASE_NAME)
 
 
-@pytest.fixture(scope="module")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
-    """One fake-gcs-server for the module."""
-    with running_server(tmp_path_factory.mktemp("gcs")) as server:
-        yield server
-
-
 @pytest.fixture(params=["file", "gcs"])
 def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
     """An empty model prefix in a file:// or gs:// bucket, and an agent config naming it in fleet prod."""
@@ -79,7 +71,7 @@ def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
         sink: ModelSink = LocalSink.from_uri(source)
         store: RecordStore = LocalRecordStore.from_uri(fleet_uri(source, "prod"))
     else:
-        server: FakeGcsServer = request.getfixturevalue("gcs")
+        server: FakeGcsServer = request.getfixturevalue("gcs_emulator")
         client = server.client()
         source = f"gs://{new_bucket(client)}/models/m"
         sink, store = GcsSink(source, client=client), GcsRecordStore(fleet_uri(source, "prod"), client=client)

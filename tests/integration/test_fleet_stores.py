@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,9 @@ from agent.adapters.sources.local_records import LocalRecordStore
 from agent.core.fleet_records import RELEASE_NAME, LedgerEntry, Phase, Release, encode
 from agent.fleet import Action, FleetCoordinator, FleetParams, PodState, decide, fleet_uri
 from agent.infra.clock import SystemClock
-from testkit.gcs import FakeGcsServer, new_bucket, running_server
+from testkit.gcs import FakeGcsServer, new_bucket
 
 ROLLING = PodState(serving=1)
-
-
-@pytest.fixture(scope="module")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
-    """One fake-gcs-server for the module."""
-    with running_server(tmp_path_factory.mktemp("gcs")) as server:
-        yield server
 
 
 @pytest.fixture(params=["file", "gcs"])
@@ -32,7 +24,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> RecordStore:
     if request.param == "file":
         records: RecordStore = LocalRecordStore.from_uri(fleet_uri(f"file://{tmp_path}/m", "prod"))
     else:
-        server: FakeGcsServer = request.getfixturevalue("gcs")
+        server: FakeGcsServer = request.getfixturevalue("gcs_emulator")
         client = server.client()
         records = GcsRecordStore(fleet_uri(f"gs://{new_bucket(client)}/m", "prod"), client=client)
     release = Release(1, 2, 1, Phase.ROLLING, "test", "op", 0.0)
