@@ -104,10 +104,20 @@ class LedgerEntry:
     serving: int | None
     revision: int
     phase: str
-    """The pod's own step: idle | validating | switching | baking | backoff | rolled_back | ..."""
+    """The pod's own step: idle | validating | switching | draining | baking | backoff | rolled_back | ..."""
     last_error: str | None
     when: float
+    ready: bool | None = None
+    """Whether the pod's /readyz said ready at this heartbeat (fleet.drain counts ready pods from it); None
+    in entries written before the field existed: then ``serving`` and ``phase`` tell."""
 
+    def counts_ready(self) -> bool:
+        """Ready for traffic by this entry: serving a version, not draining, not reported unready."""
+        return self.serving is not None and self.phase != DRAINING and self.ready is not False
+
+
+#: A ledger entry's phase while the pod is out of traffic for a load (fleet.drain).
+DRAINING = "draining"
 
 R = TypeVar("R", Release, Verdict, Slot, LedgerEntry)
 _KINDS: dict[type[Any], str] = {Release: "release", Verdict: "verdict", Slot: "slot", LedgerEntry: "ledger"}
@@ -147,6 +157,7 @@ _CHECKS: dict[str, Callable[[object], bool]] = {
     "canaries": _is_names,
     "baked": _is_names,
     "pinned": lambda v: isinstance(v, bool),
+    "ready": _opt(lambda v: isinstance(v, bool)),
 }
 
 

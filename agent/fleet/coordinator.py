@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.adapters.sources import open_record_store
 from agent.adapters.sources.base import CREATE_ONLY, Expect, Record, RecordStore
-from agent.core.errors import PreconditionFailed, RateLimitedError
+from agent.core.errors import FleetRecordError, PreconditionFailed, RateLimitedError
 from agent.core.fleet_records import (
     ARRIVED_PREFIX,
     FLEET_FOLDER,
@@ -31,6 +31,7 @@ from agent.core.fleet_records import (
     Slot,
     Verdict,
     arrived_name,
+    decode,
     encode,
     ledger_name,
     slot_name,
@@ -58,11 +59,39 @@ class FleetCoordinator:
         self.lost_races = 0
         self.rate_limited = 0
         self.takeovers = 0
+        self.slots_lost = 0
+        """Slots this pod lost to a takeover while a step ran under them (counted by the pipeline)."""
 
     @property
     def view(self) -> FleetView:
         """The last observation (observing first if there is none)."""
         return self._view or self.observe()
+
+    @property
+    def last_view(self) -> FleetView | None:
+        """The last observation, or None before the first (never observes)."""
+        return self._view
+
+    def ready_others(self) -> tuple[str, ...]:
+        """The other pods ready for traffic now, by the ledger: live, holding no slot (a holder may be out
+        of traffic), and their last entry serving a version, not draining and not reported unready.
+
+        Observes first with every changed slot read, then reads the live pods' ledger entries (one read per
+        pod: asked once per drain decision, never per observation). An unreadable entry is not ready, and
+        each slot held by a holder this pod cannot name takes one pod off the count."""
+        view = self.observe()
+        holders = {s.holder for s in view.slots if s.holder is not None}
+        unknown = sum(1 for s in view.slots if s.holder == "?")
+        ready = []
+        for pod in sorted(view.live - {self.params.pod} - holders):
+            record = self.store.read(ledger_name(pod))
+            try:
+                entry = decode(LedgerEntry, record.data, origin=record.name) if record else None
+            except FleetRecordError:
+                entry = None
+            if entry is not None and entry.counts_ready():
+                ready.append(pod)
+        return tuple(ready[: max(0, len(ready) - unknown)])
 
     def observe(self, pod: PodState | None = None) -> FleetView:
         """One listing, plus reads of the release and slot records whose token changed since last time.

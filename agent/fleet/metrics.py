@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agent.core.fleet_records import Phase
 from agent.fleet.coordinator import FleetCoordinator
@@ -45,8 +45,35 @@ class FleetMetrics:
         )
         self.events = Counter(
             "tfs_agent_fleet_events",
-            "Lost compare-and-swaps (lost_race), 429s (rate_limited) and slot takeovers (takeover).",
+            "Lost compare-and-swaps (lost_race), 429s (rate_limited), slot takeovers by this pod (takeover) "
+            "and slots this pod lost to one mid-step (slot_lost).",
             ["model", "event"],
+            registry=registry,
+        )
+        self.draining = Gauge(
+            "tfs_agent_draining",
+            "1 while this pod is out of traffic for a load (fleet.drain), else 0.",
+            ["model"],
+            registry=registry,
+        )
+        self.drain_seconds = Histogram(
+            "tfs_agent_drain_seconds",
+            "Seconds out of traffic per drain: /readyz 503 until ready again (quiet wait, load, swap).",
+            ["model"],
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+            registry=registry,
+        )
+        self.drain_wait_seconds = Histogram(
+            "tfs_agent_drain_wait_seconds",
+            "Seconds a drain waited for TF Serving's request counter to go quiet (at most fleet.drain.wait).",
+            ["model"],
+            buckets=(0.5, 1, 2, 5, 10, 20, 30, 60),
+            registry=registry,
+        )
+        self.drains = Counter(
+            "tfs_agent_drains",
+            "Loads under a slot with fleet.drain on: drained, or in_place (too few other pods ready).",
+            ["model", "how"],
             registry=registry,
         )
         self._seen: dict[tuple[str, str], int] = {}
@@ -67,6 +94,7 @@ class FleetMetrics:
             "lost_race": coordinator.lost_races,
             "rate_limited": coordinator.rate_limited,
             "takeover": coordinator.takeovers,
+            "slot_lost": coordinator.slots_lost,
         }
         for event, total in totals.items():
             delta = total - self._seen.get((model, event), 0)

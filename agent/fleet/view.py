@@ -49,6 +49,11 @@ class FleetParams:
     """A pod whose ledger entry is older than this (store clock) is not live."""
     forget_after: float = 3600.0
     """A ledger entry older than this is removed."""
+    drain: bool = False
+    """fleet.drain.enabled: leave the traffic while loading under a slot."""
+    drain_wait: float = 5.0
+    min_ready: int = 1
+    """Never drain when fewer than this many other pods are ready (by the ledger)."""
 
     @classmethod
     def from_settings(cls, settings: FleetSettings) -> FleetParams:
@@ -62,6 +67,9 @@ class FleetParams:
             heartbeat=settings.heartbeat.total_seconds(),
             dead_after=settings.live_window.total_seconds(),
             forget_after=settings.forget_after.total_seconds(),
+            drain=settings.drain.enabled,
+            drain_wait=settings.drain.wait.total_seconds(),
+            min_ready=settings.drain.min_ready,
         )
 
 

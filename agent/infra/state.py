@@ -30,6 +30,8 @@ class Step(enum.StrEnum):
 
     LOAD = "load"
     """{old, new} sent, waiting for new to be AVAILABLE."""
+    LOAD_ALONE = "load_alone"
+    """Unload-first (a drained pod, memory for one version only): old unloaded, then new alone, waited for."""
     SWITCH = "switch"
     """Labels to new, old dropped."""
     BAKE = "bake"

@@ -6,6 +6,8 @@ failure the candidate is to blame for quarantines it; anything retryable propaga
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from agent.adapters.sources.base import ModelSource
 from agent.adapters.tfserving.base import ServingControl
 from agent.core.domain import Manifest, Verdict
@@ -24,6 +26,9 @@ from agent.pipeline.staging import prune_versions, stage_version, verify_local
 from agent.pipeline.validate import probe_model, validate_candidate, validate_in_place
 from agent.pipeline.volume import VolumeLimit
 from agent.pipeline.warmup import try_warmup
+
+RollBack = Callable[[int, int | None, str], None]
+"""(bad, good, reason): how a failed bake goes back to the old version."""
 
 
 class Candidate:
@@ -184,11 +189,31 @@ class Candidate:
         """A fleet's SWITCH: the two-step swap and the smoke bake without a second shadow validation (the
         fleet validated ``version`` once; loading beside the old version is this pod's check). A load
         failure propagates: it is this pod's retry, never a verdict (docs/fleet.md)."""
+        old = self.swap_in(version)
+        return self.settle(version, old, Verdict(version, ok=True), golden, bake)
+
+    def swap_in(self, version: int, *, alone: bool = False) -> int | None:
+        """Load ``version`` (beside the old one, or ``alone``: unload-first, only out of traffic), move the
+        labels and record it as serving, not yet baked; returns the old version. A load failure propagates
+        with the old version serving again. The fleet's drain ends after this, before ``settle``'s bake."""
         old = self.state.get(self.name).serving
         self._baseline()
         with self.reporter.stage("load"):
-            self.promotion.load_beside(version, old)
-        return self._finish(version, old, Verdict(version, ok=True), golden, bake)
+            if alone:
+                self.promotion.load_alone(version, old)
+            else:
+                self.promotion.load_beside(version, old)
+        self._labels_to(version, old, Verdict(version, ok=True))
+        return old
+
+    def memory_check(self, version: int, *, drained: bool, why: str = "") -> bool:
+        """serving.memory_limit before a load of ``version``: True when it only fits unload-first and the
+        pod is ``drained``; MemoryLimitError (a counted retry) when it does not fit as it would be loaded."""
+        if self.memory is None:
+            return False
+        with self.reporter.counting("memory"):
+            version_dir = self.settings.local_path / str(version)
+            return self.memory.check(self.serving, version_dir, model=self.name, drained=drained, why=why)
 
     def _finish(
         self,
@@ -199,16 +224,32 @@ class Candidate:
         bake: float | None = None,
     ) -> PassResult:
         """Labels to the new version, recorded, baked; rolled back if the bake fails."""
+        self._labels_to(version, old, verdict)
+        return self.settle(version, old, verdict, golden, bake)
+
+    def _labels_to(self, version: int, old: int | None, verdict: Verdict) -> None:
         with self.reporter.stage("promote"):
             self.promotion.switch(version, old)
         self.promotion.commit(version, old)
         self.reporter.serving(version)
         if verdict.metrics:  # a fleet's SWITCH brings no validation of its own (the fleet's was elsewhere)
             self.evidence.promoted(version, verdict.metrics)  # its validation is its first score
+
+    def settle(
+        self,
+        version: int,
+        old: int | None,
+        verdict: Verdict,
+        golden: Golden | None,
+        bake: float | None = None,
+        roll_back: RollBack | None = None,
+    ) -> PassResult:
+        """Bake the version now serving (``bake`` seconds, default the policy's bake_time): done and pruned,
+        or rolled back (by ``roll_back`` if given, e.g. the fleet's unload-first way back)."""
         problem = self._bake(version, golden) if bake is None else self.bake(version, bake, golden)
         if problem:
             self.reporter.bake_failed(version, old, problem)
-            self.promotion.roll_back(version, old, f"bake: {problem}")
+            (roll_back or self.promotion.roll_back)(version, old, f"bake: {problem}")
             self.reporter.rolled_back(version, old, "bake_failed")
             return PassResult(self.name, Outcome.ROLLED_BACK, old, f"{version} failed its bake ({problem})")
         self.promotion.done()

@@ -1,26 +1,36 @@
 """A pass for a model in a fleet: observe → decide → apply | pipeline step, until IDLE or WAIT.
 
-docs/fleet.md "Wiring it into the pipeline". The bucket-only steps are the coordinator's; the pipeline's are
+docs/fleet.md "How the pipeline runs it". The bucket-only steps are the coordinator's; the pipeline's are
 VALIDATE (stage + shadow validation, once for the fleet), SWITCH (stage + two-step swap, no second shadow
 validation: loading beside the old version is the pod's check), BAKE (the canary on live traffic) and
 ROLL_BACK. A pod-local failure (a load timeout) is this pod's retry with backoff, shown in the ledger.
+
+With ``fleet.drain`` a pod holding a slot leaves the traffic for its loads (ADR 25): /readyz 503 naming the
+reason, a wait until TF Serving's request counter is quiet, the load (beside the old version, or unload-first
+when only one fits in serving.memory_limit), the labels, ready again — and only then the bake on live
+traffic. It stays in traffic (swapping in place, as without a drain) when fewer than ``min_ready`` other
+pods are ready by the ledger.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from agent.core.domain import Manifest
-from agent.core.errors import AgentError, ServingUnavailableError
-from agent.core.fleet_records import LedgerEntry, Phase
+from agent.adapters.tfserving.monitoring import scrape
+from agent.core.domain import Manifest, Verdict
+from agent.core.errors import AgentError, MemoryLimitError, ServingUnavailableError
+from agent.core.fleet_records import DRAINING, LedgerEntry, Phase
 from agent.core.golden import Golden
 from agent.fleet import Action, FleetCoordinator, FleetStep, FleetView, PodState, decide
 from agent.fleet.keeper import SlotKeeper
+from agent.fleet.metrics import FleetMetrics
 from agent.infra.clock import Clock
 from agent.infra.logs import event
 from agent.pipeline.candidate import Candidate
+from agent.pipeline.drain import Drain, RequestCount
+from agent.pipeline.readiness import Readiness
 from agent.pipeline.report import Outcome, PassResult
 
 log = logging.getLogger(__name__)
@@ -38,14 +48,38 @@ class FleetPass:
     """One model's fleet steps on this pod; keeps the pod's local phase, error and retry delay."""
 
     def __init__(
-        self, coordinator: FleetCoordinator, candidate: Candidate, clock: Clock, live_bake: LiveBake
+        self,
+        coordinator: FleetCoordinator,
+        candidate: Candidate,
+        clock: Clock,
+        live_bake: LiveBake,
+        *,
+        readiness: Readiness | None = None,
+        monitoring_url: str | None = None,
+        metrics: FleetMetrics | None = None,
     ) -> None:
+        """``readiness``: the model's /readyz answer, written to the ledger on every heartbeat and held by
+        the drain; ``monitoring_url``: TF Serving's Prometheus endpoint, whose request counter tells the
+        drain when the traffic has gone (without it the drain waits the whole ``fleet.drain.wait``)."""
         self.coordinator, self.candidate, self.clock = coordinator, candidate, clock
-        self.live_bake = live_bake
+        self.live_bake, self.readiness, self.metrics = live_bake, readiness, metrics
         self.phase: str = "idle"
         self.last_error: str | None = None
         self.retry_at, self.failures = 0.0, 0
         self.name = candidate.name
+        params = coordinator.params
+        self.drain = (
+            Drain(
+                readiness,
+                clock=clock,
+                wait=params.drain_wait,
+                requests=_request_count(monitoring_url, self.name) if monitoring_url else None,
+            )
+            if params.drain and readiness is not None
+            else None
+        )
+        self.last_drain: str | None = None
+        """What the last load under a slot did about traffic: drained (and why), or why in place."""
 
     # ---- the ledger ----
 
@@ -53,8 +87,9 @@ class FleetPass:
         return self.candidate.state.get(self.name).serving
 
     def heartbeat(self) -> bool:
-        """Rewrite this pod's ledger entry (the scheduler's heartbeat job, and the first step of a pass)."""
-        view = self.coordinator._view
+        """Rewrite this pod's ledger entry (the scheduler's heartbeat job, and the first step of a pass),
+        with this model's readiness: other pods count ready pods from it before they drain."""
+        view = self.coordinator.last_view
         revision = view.release.revision if view and view.release else 0
         entry = LedgerEntry(
             self.coordinator.params.pod,
@@ -63,16 +98,17 @@ class FleetPass:
             self.phase,
             self.last_error,
             self.clock.time(),
+            ready=self.readiness.check()[0] if self.readiness is not None else None,
         )
         return self.coordinator.heartbeat(entry)
 
     def unsettled(self) -> bool:
         """A release is under way (the pass should look again soon, not at the schedule's interval)."""
-        view = self.coordinator._view
+        view = self.coordinator.last_view
         return bool(view and view.release and view.release.phase in UNSETTLED)
 
     def rejected(self) -> frozenset[int]:
-        view = self.coordinator._view
+        view = self.coordinator.last_view
         return view.rejected if view else frozenset()
 
     # ---- the pass ----
@@ -142,7 +178,11 @@ class FleetPass:
                     raise
                 self.coordinator.record_verdict(version, False, f"staging: {err.reason}")
                 return self.candidate._reject(version, f"staging: {err.reason}", "quarantined")
-            verdict = self.candidate._validate(version, golden)
+            # The shadow loads beside everything served: it must fit beside (a retry otherwise, as alone).
+            self.candidate.memory_check(version, drained=False)
+            why = f"draining for the shadow validation of v{version}"
+            with self._out_of_traffic(why, allowed=view.mine is not None):
+                verdict = self.candidate._validate(version, golden)
         self.phase = "idle"
         self.coordinator.record_verdict(version, verdict.ok, verdict.reason)
         if not verdict.ok:
@@ -164,21 +204,108 @@ class FleetPass:
         with self._keeper(view) as keeper:
             try:
                 self.candidate._stage(version, manifest, golden)
-                # A canary's check is its BAKE on live traffic, the next step: here one look only.
+                # Does it fit at all (raises if not even alone)? True: only unload-first, which needs a drain.
+                alone = self.candidate.memory_check(version, drained=True)
+                why = f"draining for the swap to v{version}"
+                with self._out_of_traffic(why, allowed=view.mine is not None) as not_drained:
+                    if alone and not_drained is not None:
+                        self.candidate.memory_check(version, drained=False, why=not_drained)
+                    self.candidate.swap_in(version, alone=alone)
+                # Back in traffic: the bake sees live requests. A canary's check is its BAKE on live
+                # traffic, the next step: here one look only.
                 bake = 0.0 if reason == "canary" else None
-                result = self.candidate.switch(version, golden, bake=bake)
+                back = self._unload_first_back if alone else None
+                result = self.candidate.settle(version, old, Verdict(version, ok=True), golden, bake, back)
             except ServingUnavailableError:
                 raise
+            except MemoryLimitError as err:
+                return self._pod_failure(version, f"memory: {err.reason}")
             except AgentError as err:
                 return self._pod_failure(version, f"load: {err.reason}")
-        lost = isinstance(keeper, SlotKeeper) and keeper.lost.is_set()
+        if isinstance(keeper, SlotKeeper) and keeper.lost.is_set():
+            self._slot_lost(version)
         if result.outcome is Outcome.ROLLED_BACK:
             return self._pod_failure(version, result.detail, result)
         self.phase, self.last_error, self.failures, self.retry_at = "idle", None, 0, 0.0
-        if lost:
-            event(log, "fleet: slot taken over during the swap", level=logging.WARNING, model=self.name)
         event(log, "fleet: switched", model=self.name, version=version, previous=old)
         return result
+
+    def _slot_lost(self, version: int) -> None:
+        """The slot was taken over while the swap ran: keep the new version (ADR 26). Undoing it would be a
+        second load while the fleet is already one pod over max_unavailable; the swap itself passed."""
+        self.coordinator.slots_lost += 1
+        event(
+            log,
+            "fleet: slot taken over during the swap; keeping the new version",
+            level=logging.WARNING,
+            model=self.name,
+            version=version,
+        )
+
+    # ---- out of traffic (fleet.drain) ----
+
+    @contextmanager
+    def _out_of_traffic(self, why: str, *, allowed: bool) -> Iterator[str | None]:
+        """The block out of traffic: yields None when drained, else why not (the block then runs in place,
+        as without a drain). Drains only with fleet.drain, when ``allowed`` (a slot is held) and at least
+        ``min_ready`` other pods are ready by the ledger."""
+        not_drained = self._why_in_place(allowed)
+        if not_drained is not None or self.drain is None:
+            yield not_drained or "fleet.drain is off"
+            return
+        before, start = self.phase, self.clock.monotonic()
+        self.phase, self.last_drain = DRAINING, why
+        self._gauge(1)
+        try:
+            self._beat()
+            with self.drain.out_of_traffic(why) as waited:
+                if self.metrics is not None:
+                    self.metrics.drain_wait_seconds.labels(self.name).observe(waited)
+                    self.metrics.drains.labels(self.name, "drained").inc()
+                yield None
+        finally:
+            self.phase = before
+            self._gauge(0)
+            if self.metrics is not None:
+                self.metrics.drain_seconds.labels(self.name).observe(self.clock.monotonic() - start)
+            self._beat()
+
+    def _why_in_place(self, allowed: bool) -> str | None:
+        if self.drain is None:
+            return "fleet.drain is off"
+        if not allowed:
+            return "no slot held"
+        others = self.coordinator.ready_others()
+        wanted = self.coordinator.params.min_ready
+        if len(others) >= wanted:
+            return None
+        named = f" ({', '.join(others)})" if others else ""
+        why = (
+            f"only {len(others)} other pod(s) ready{named}, fleet.drain.min_ready is {wanted}: "
+            "swapping in place"
+        )
+        self.last_drain = why
+        if self.metrics is not None:
+            self.metrics.drains.labels(self.name, "in_place").inc()
+        event(log, "fleet: not draining", level=logging.WARNING, model=self.name, reason=why)
+        return why
+
+    def _unload_first_back(self, bad: int, good: int | None, reason: str) -> None:
+        """A failed bake after an unload-first swap goes back unload-first too (good beside bad does not
+        fit): out of traffic if the fleet allows it, else in place (a short gap beats an OOM kill)."""
+        with self._out_of_traffic(f"draining to roll back to v{good}", allowed=True):
+            self.candidate.promotion.roll_back(bad, good, reason, alone=True)
+
+    def _gauge(self, value: int) -> None:
+        if self.metrics is not None:
+            self.metrics.draining.labels(self.name).set(value)
+
+    def _beat(self) -> None:
+        """Best effort: a heartbeat refused by a race or a 429 only delays what the ledger shows."""
+        try:
+            self.heartbeat()
+        except AgentError as err:
+            event(log, "fleet: heartbeat failed", level=logging.WARNING, model=self.name, error=err.reason)
 
     def _pod_failure(self, version: int, reason: str, result: PassResult | None = None) -> PassResult:
         """This pod's own failure: a retry after a growing delay, shown in the ledger, never a verdict."""
@@ -203,11 +330,24 @@ class FleetPass:
         return PassResult(self.name, Outcome.PROMOTED, version, f"canary {version} baked")
 
     def _roll_back(self, good: int, reason: str) -> PassResult:
+        """Back to the release's previous version. Not quarantined locally: the fleet's verdict is the
+        quarantine for every pod, and `fleet clear` lifts it. Unload-first (out of traffic if the fleet
+        allows it) when good beside bad does not fit serving.memory_limit."""
         bad = self.serving()
         self.phase = "rolled_back"
-        self.candidate.promotion.roll_back(bad if bad is not None else good, good, f"fleet: {reason}")
+        why = f"fleet: {reason}"
+        if bad is not None and self.candidate.memory_check(good, drained=True):
+            with self._out_of_traffic(f"draining to roll back to v{good}", allowed=True):
+                self.candidate.promotion.roll_back(bad, good, why, alone=True, quarantine=False)
+        else:
+            self.candidate.promotion.roll_back(bad if bad is not None else good, good, why, quarantine=False)
         self.candidate.reporter.rolled_back(bad or good, good, "fleet_aborted")
         return PassResult(self.name, Outcome.ROLLED_BACK, good, f"fleet rolled back to {good}: {reason}")
+
+
+def _request_count(url: str, model: str) -> RequestCount:
+    """TF Serving's ``:tensorflow:serving:request_count`` for ``model``, every status summed."""
+    return lambda: scrape(url, model, timeout=2.0).total
 
 
 def _settle(result: PassResult, outcome: Outcome, reason: str) -> PassResult:

@@ -38,12 +38,24 @@ class MemoryBudget:
 
     def check_beside(self, serving: ServingControl, version_dir: Path, *, model: str) -> None:
         """Raise MemoryLimitError unless the version fits beside everything loaded now."""
+        self.check(serving, version_dir, model=model, drained=False)
+
+    def check(
+        self, serving: ServingControl, version_dir: Path, *, model: str, drained: bool, why: str = ""
+    ) -> bool:
+        """True: the version fits only with the model's loaded versions unloaded first, and the pod is
+        ``drained`` (out of traffic), so it may swap old-out/new-in. False: it fits beside them. Anything
+        else raises MemoryLimitError with the numbers; ``why`` says why the pod is not drained."""
         new, loaded = self.resident(version_dir), self.loaded(serving)
         if new + loaded <= self.limit:
-            return
+            return False
         alone = new + loaded - self._own(serving, model)
+        if alone <= self.limit and drained:
+            return True
         hint = (
-            "it would fit with the old version unloaded first, which only a drained pod may do (fleet.drain)"
+            "it would fit with the old version unloaded first, which only a drained pod may do (fleet.drain"
+            + (f"; not drained: {why}" if why else "")
+            + ")"
             if alone <= self.limit
             else "it does not fit even alone"
         )

@@ -5,9 +5,14 @@ two-step swap, docs/tfserving-behaviour.md#b13). Each step is recorded in the st
 so a restarted agent knows whether to finish (the new version already serves) or undo (anything earlier)::
 
     (none) ─load_beside─▶ LOAD ─switch─▶ SWITCH ─commit─▶ BAKE ─done─▶ (none)
-                           │ load fails                    │ bake fails or operator
-                           ▼                               ▼
-                        (none), old serves             ROLLBACK ─▶ (none), old serves, new quarantined
+           ─load_alone──▶ LOAD_ALONE ─┘                     │ bake fails or operator
+                           │ load fails                    ▼
+                           ▼                            ROLLBACK ─▶ (none), old serves, new quarantined
+                        (none), old serves
+
+``load_alone`` is the unload-first swap of a drained pod whose memory holds one version only (ADR 24, 25):
+old unloaded, then new loaded alone. Its way back (a failed load, a crash before the labels moved) is
+unload-first too: whatever is loaded goes, then old alone, then its labels.
 
 Nothing else writes ``pending``, ``serving`` or ``previous`` (the start-up check uses ``forget``). Stage
 results (the bake's problem, what ``recover`` did) are returned typed; the reporter logs and counts them.
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.adapters.tfserving.base import ServingControl
-from agent.adapters.tfserving.wait import wait_for_versions
+from agent.adapters.tfserving.wait import wait_for_versions, wait_unloaded
 from agent.core.domain import ServedModel, VersionState
 from agent.core.errors import AgentError, ServingError, ServingUnavailableError
 from agent.infra.clock import Clock
@@ -111,6 +116,37 @@ class Promotion:
             self.withdraw(old)
             raise
 
+    def load_alone(self, new: int, old: int | None) -> None:
+        """LOAD_ALONE (unload-first, only out of traffic): every version of the model unloaded, then new
+        loaded alone without labels; return once new is AVAILABLE. The labels move in ``switch``.
+
+        On failure old is loaded back alone (``_only``) and the promotion is over before the error propagates;
+        a crash meanwhile leaves LOAD_ALONE recorded, which ``recover`` undoes the same way."""
+        self._begin(Step.LOAD_ALONE, new, old)
+        try:
+            self._unload_all()
+            self._apply([new], None)
+            self._wait(new)
+        except AgentError:
+            self._only(old)
+            self._write(pending=None)
+            raise
+
+    def _unload_all(self) -> None:
+        """Drop the model and wait for its versions to reach END (B11), so no two versions overlap."""
+        self.serving.apply({self.swap.model: None})
+        wait_unloaded(self.serving, self.swap.model, timeout=self.swap.load_timeout, clock=self.clock)
+
+    def _only(self, version: int | None) -> None:
+        """Unload-first back to ``version`` alone: the model dropped, then version loaded, then its labels
+        once it is AVAILABLE (B13)."""
+        self._unload_all()
+        if version is None:
+            return
+        self._apply([version], None)
+        self._wait(version)
+        self._apply([version], version)
+
     def withdraw(self, old: int | None) -> None:
         """Back from LOAD to {old} with its labels (TF Serving unloads the new version); nothing pending.
         Also ends an ``in_place`` validation the candidate failed: the labels never left old."""
@@ -138,14 +174,21 @@ class Promotion:
 
     # ---- the way back ----------------
 
-    def roll_back(self, bad: int, good: int | None, reason: str) -> None:
-        """ROLLBACK: load good beside bad, move labels and drop bad; bad is quarantined with ``reason``."""
+    def roll_back(
+        self, bad: int, good: int | None, reason: str, *, alone: bool = False, quarantine: bool = True
+    ) -> None:
+        """ROLLBACK: load good beside bad, move labels and drop bad (``alone``: unload-first, bad out before
+        good loads — only out of traffic); bad is quarantined locally with ``reason`` unless ``quarantine``
+        is False (a fleet's rollback: the fleet's verdict is the quarantine, and `fleet clear` lifts it)."""
         self._begin(Step.ROLLBACK, bad, good)
-        if good is not None:
-            self._apply([good, bad], bad)
-            self._wait(good)
-        self._apply([good], good)
-        self._settle(serving=good, previous=None, quarantine=(bad, reason))
+        if alone:
+            self._only(good)
+        else:
+            if good is not None:
+                self._apply([good, bad], bad)
+                self._wait(good)
+            self._apply([good], good)
+        self._settle(serving=good, previous=None, quarantine=(bad, reason) if quarantine else None)
 
     def previous_pruned(self) -> None:
         """The rollback target left the volume (``keep_versions: 1``): there is none any more."""
@@ -191,7 +234,14 @@ class Promotion:
             self._apply([pending.version], pending.version)
             self._settle(serving=pending.version, previous=pending.previous)
             return Recovered(Recovery.FINISHED, pending, pending.version)
-        self._apply([pending.previous], pending.previous)
+        if pending.step is Step.LOAD_ALONE or not (
+            self._loaded(pending.previous) or self._loaded(pending.version)
+        ):
+            # Old was unloaded first (or nothing serves at all): back to it alone, unload-first, since
+            # loading it beside the new version is the 2x peak this swap avoided; labels once it serves.
+            self._only(pending.previous)
+        else:
+            self._apply([pending.previous], pending.previous)
         if pending.step is Step.ROLLBACK:
             self._settle(
                 serving=pending.previous, quarantine=(pending.version, ROLLBACK_ON_RESTART), keep_reason=True
@@ -199,6 +249,9 @@ class Promotion:
         else:
             self._settle(serving=pending.previous)
         return Recovered(Recovery.UNDONE, pending, pending.previous)
+
+    def _loaded(self, version: int | None) -> bool:
+        return version is None or state_of(self.serving, self.swap.model, version) is VersionState.AVAILABLE
 
     def converge(self, serving: int | None) -> bool:
         """Make TF Serving's config match the recorded serving version (after a restart of either process);

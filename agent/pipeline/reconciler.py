@@ -113,9 +113,21 @@ class ModelReconciler:
             monitoring_url=monitoring_url,
             memory=memory,
         )
-        self.fleet = FleetPass(fleet, self.candidate, clock, self._canary_bake) if fleet is not None else None
-        self.fleet_metrics = fleet_metrics
         self.readiness = Readiness(self.name, serving=serving, state=state, clock=clock)
+        self.fleet = (
+            FleetPass(
+                fleet,
+                self.candidate,
+                clock,
+                self._canary_bake,
+                readiness=self.readiness,
+                monitoring_url=monitoring_url,
+                metrics=fleet_metrics,
+            )
+            if fleet is not None
+            else None
+        )
+        self.fleet_metrics = fleet_metrics
         self.last_plan: Plan | None = None
         interval = settings.schedule.interval
         if poll_interval is None and interval is not None and not settings.schedule.cron:
@@ -269,6 +281,8 @@ class ModelReconciler:
             "source": self.source.uri,
             "ready": ready,
             "ready_reason": why,
+            "draining": self.readiness.held,
+            "last_drain": self.fleet.last_drain if self.fleet is not None else None,
             "last_plan": self.last_plan.to_json() if self.last_plan else None,
             "evidence": self.evidence.status(),
         }
