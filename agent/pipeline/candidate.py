@@ -6,12 +6,18 @@ failure the candidate is to blame for quarantines it; anything retryable propaga
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Mapping
 
 from agent.adapters.sources.base import ModelSource
-from agent.adapters.tfserving.base import ServingControl
+from agent.adapters.tfserving.base import ServingControl, Signature
 from agent.core.domain import Manifest, Verdict
-from agent.core.errors import AgentError, ServingUnavailableError, TransientSourceError
+from agent.core.errors import (
+    AgentError,
+    ServingRejectedError,
+    ServingUnavailableError,
+    TransientSourceError,
+)
 from agent.core.golden import Golden
 from agent.infra.clock import Clock
 from agent.infra.config import ModelSettings
@@ -126,11 +132,19 @@ class Candidate:
         if golden is not None:  # golden inputs as warmup records (docs/tfserving-behaviour.md#b22)
             self.reporter.warmup(version, *try_warmup(self.settings.local_path / str(version), golden))
 
-    def _validate(self, version: int, golden: Golden | None, *, in_place: bool = False) -> Verdict:
+    def _validate(
+        self, version: int, golden: Golden | None, *, in_place: bool = False, alone: bool = False
+    ) -> Verdict:
+        """``alone``: the shadow validation of a drained pod whose memory holds one version: the serving
+        version's signatures are read, it is unloaded, the shadow validated alone, the serving version loaded
+        back (the champion's score is then not compared: it is not loaded)."""
         with self.reporter.stage("validate"):
-            verdict = (
-                self._in_place_verdict(version, golden) if in_place else self._shadow_verdict(version, golden)
-            )
+            if in_place:
+                verdict = self._in_place_verdict(version, golden)
+            elif alone:
+                verdict = self._alone_verdict(version, golden)
+            else:
+                verdict = self._shadow_verdict(version, golden)
         with self.state.update(self.name) as rec:
             rec.last_verdict = verdict.to_json()
         self.reporter.validated(verdict)
@@ -147,7 +161,21 @@ class Candidate:
             signature_change=self.settings.policy.signature_change,
         )
 
-    def _shadow_verdict(self, version: int, golden: Golden | None) -> Verdict:
+    def _alone_verdict(self, version: int, golden: Golden | None) -> Verdict:
+        champion = self.state.get(self.name).serving
+        known = None
+        if champion is not None:
+            with contextlib.suppress(ServingRejectedError):  # nothing to compare with: the gate says so
+                known = self.serving.signatures(self.name, version=champion)
+        self.promotion.park()
+        try:
+            return self._shadow_verdict(version, golden, known)
+        finally:
+            self.promotion.unpark(champion)
+
+    def _shadow_verdict(
+        self, version: int, golden: Golden | None, champion_signatures: Mapping[str, Signature] | None = None
+    ) -> Verdict:
         return validate_candidate(
             self.serving,
             model=self.name,
@@ -160,6 +188,7 @@ class Candidate:
             load_timeout=self.load_timeout,
             clock=self.clock,
             signature_change=self.settings.policy.signature_change,
+            champion_signatures=champion_signatures,
         )
 
     def _promote(self, version: int, verdict: Verdict, golden: Golden | None) -> PassResult:

@@ -178,11 +178,14 @@ class FleetPass:
                     raise
                 self.coordinator.record_verdict(version, False, f"staging: {err.reason}")
                 return self.candidate._reject(version, f"staging: {err.reason}", "quarantined")
-            # The shadow loads beside everything served: it must fit beside (a retry otherwise, as alone).
-            self.candidate.memory_check(version, drained=False)
+            # The shadow loads beside everything served; if only alone, the drained validator unloads its
+            # serving version first and loads it back after (Candidate._validate alone).
+            alone = self.candidate.memory_check(version, drained=True)
             why = f"draining for the shadow validation of v{version}"
-            with self._out_of_traffic(why, allowed=view.mine is not None):
-                verdict = self.candidate._validate(version, golden)
+            with self._out_of_traffic(why, allowed=view.mine is not None) as not_drained:
+                if alone and not_drained is not None:
+                    self.candidate.memory_check(version, drained=False, why=not_drained)
+                verdict = self.candidate._validate(version, golden, alone=alone)
         self.phase = "idle"
         self.coordinator.record_verdict(version, verdict.ok, verdict.reason)
         if not verdict.ok:

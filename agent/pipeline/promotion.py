@@ -132,6 +132,15 @@ class Promotion:
             self._write(pending=None)
             raise
 
+    def park(self) -> None:
+        """Unload every version of the model (a drained pod validating unload-first); nothing is pending,
+        since the recorded serving version is unchanged: a crash meanwhile is mended by ``converge``."""
+        self._unload_all()
+
+    def unpark(self, version: int | None) -> None:
+        """After ``park``: ``version`` loaded alone again, then its labels."""
+        self._only(version)
+
     def _unload_all(self) -> None:
         """Drop the model and wait for its versions to reach END (B11), so no two versions overlap."""
         self.serving.apply({self.swap.model: None})

@@ -48,15 +48,17 @@ def validate_candidate(
     load_timeout: float = 600.0,
     clock: Clock | None = None,
     signature_change: str = "reject",
+    champion_signatures: Mapping[str, Signature] | None = None,
 ) -> Verdict:
     """Load ``version`` from ``base_path`` as ``shadow_name``, check it, drop it; the Verdict says why not ok.
 
     The champion (``champion_version`` of ``model``, the serving version, through the real name) has its
     SignatureDefs compared with the candidate's (``signature_change`` "allow" reports a break without failing
     on it), and is scored on the same golden data when ``champion_tolerance`` asks for a comparison.
+    ``champion_signatures``: read before the champion was unloaded (a drained pod validating unload-first).
     """
     shadow = ServedModel(shadow_name, str(base_path), (version,))
-    gate = _SignatureGate(model, champion_version, signature_change == "allow")
+    gate = _SignatureGate(model, champion_version, signature_change == "allow", champion_signatures)
     try:
         loaded = _load(serving, shadow, load_timeout, clock)
         verdict = _validate(serving, shadow, model, golden, gate, champion_tolerance, loaded)
@@ -134,12 +136,14 @@ class _SignatureGate:
     model: str
     serving_version: int | None
     allow: bool
+    known: Mapping[str, Signature] | None = None
+    """The serving version's SignatureDefs read earlier (it is unloaded now), else asked for."""
 
     def check(self, serving: ServingControl, shadow: str, version: int) -> CheckResult:
         """Not ok when a change breaks the serving version's clients, unless allowed; ServingUnavailableError
         propagates (an unreachable server says nothing about the candidate)."""
         try:
-            old = serving.signatures(self.model, version=self.serving_version)
+            old = self.known or serving.signatures(self.model, version=self.serving_version)
         except ServingRejectedError as err:  # e.g. the serving version is gone: nothing to compare with
             return CheckResult("signatures", True, f"not compared: {err.reason}")
         try:
