@@ -98,9 +98,14 @@ class FleetPass:
             self.phase,
             self.last_error,
             self.clock.time(),
-            ready=self.readiness.check()[0] if self.readiness is not None else None,
+            ready=self._ready(),
         )
         return self.coordinator.heartbeat(entry)
+
+    def _ready(self) -> bool | None:
+        if self.phase == DRAINING:  # written as the drain begins, before readiness is held
+            return False
+        return self.readiness.check()[0] if self.readiness is not None else None
 
     def unsettled(self) -> bool:
         """A release is under way (the pass should look again soon, not at the schedule's interval)."""
