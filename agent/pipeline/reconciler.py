@@ -42,6 +42,8 @@ from agent.pipeline.volume import VolumeLimit
 
 __all__ = ["ModelReconciler", "Outcome", "PassResult"]
 
+FLEET_REJECTED = "rejected by the fleet (tfs-agent fleet status shows why; fleet clear lifts it)"
+
 
 class ModelReconciler:
     """Keeps one model's served version in line with its bucket and policy."""
@@ -240,7 +242,7 @@ class ModelReconciler:
         )
         obs = observe(self.state.get(self.name), complete, self.settings.local_path, evidence)
         if self.fleet is not None:  # a fleet verdict is quarantine for every pod (lifted by `fleet clear`)
-            fleet = {v: "rejected by the fleet" for v in self.fleet.rejected()}
+            fleet = {v: FLEET_REJECTED for v in self.fleet.rejected()}
             obs = replace(obs, quarantined={**fleet, **obs.quarantined})
         return plan(obs, rules, utc(self.clock.time()))
 
@@ -275,8 +277,12 @@ class ModelReconciler:
 
     def status(self) -> dict[str, Any]:
         ready, why = self.check_ready()
+        record = self.state.get(self.name).to_json()
+        if self.fleet is not None:  # the fleet verdicts are quarantine here too (never written locally)
+            fleet = {str(v): FLEET_REJECTED for v in sorted(self.fleet.rejected())}
+            record["quarantined"] = {**fleet, **record["quarantined"]}
         return {
-            **self.state.get(self.name).to_json(),
+            **record,
             "model": self.name,
             "source": self.source.uri,
             "ready": ready,

@@ -36,7 +36,7 @@ from agent.pipeline.golden_feed import GoldenFeed
 from agent.pipeline.memory import MemoryBudget
 from agent.pipeline.promotion import Recovery
 from agent.pipeline.readiness import Readiness
-from agent.pipeline.reconciler import ModelReconciler, Outcome
+from agent.pipeline.reconciler import FLEET_REJECTED, ModelReconciler, Outcome
 from agent.pipeline.volume import volume_usage
 from testkit.fakes_serving import FakeServing
 from testkit.fakes_sources import InMemoryGoldenFile, InMemorySource
@@ -368,6 +368,7 @@ def test_fleet_roll_back_leaves_no_local_quarantine(tmp_path: Path) -> None:
     assert world.state.get("m").serving == 1
     assert world.state.get("m").quarantined == {}
     assert 2 in world.reconciler.fleet.rejected()  # type: ignore[union-attr]
+    assert world.reconciler.status()["quarantined"] == {"2": FLEET_REJECTED}  # shown, from the verdict
 
 
 def test_slot_lost_mid_swap_keeps_the_new_version_and_counts_it(tmp_path: Path) -> None:
