@@ -214,17 +214,12 @@ class Candidate:
             return self._reject(version, f"load: {err.reason}", "quarantined")
         return None
 
-    def switch(self, version: int, golden: Golden | None, *, bake: float | None = None) -> PassResult:
-        """A fleet's SWITCH: the two-step swap and the smoke bake without a second shadow validation (the
-        fleet validated ``version`` once; loading beside the old version is this pod's check). A load
-        failure propagates: it is this pod's retry, never a verdict (docs/fleet.md)."""
-        old = self.swap_in(version)
-        return self.settle(version, old, Verdict(version, ok=True), golden, bake)
-
     def swap_in(self, version: int, *, alone: bool = False) -> int | None:
-        """Load ``version`` (beside the old one, or ``alone``: unload-first, only out of traffic), move the
-        labels and record it as serving, not yet baked; returns the old version. A load failure propagates
-        with the old version serving again. The fleet's drain ends after this, before ``settle``'s bake."""
+        """A fleet's SWITCH up to the bake, with no second shadow validation (the fleet validated ``version``
+        once; loading it is this pod's check). Load ``version`` (beside the old one, or ``alone``:
+        unload-first, only out of traffic), move the labels and record it as serving, not yet baked; returns
+        the old version. A load failure propagates with the old version serving again: this pod's retry,
+        never a verdict (docs/fleet.md). The fleet's drain ends after this, before ``settle``'s bake."""
         old = self.state.get(self.name).serving
         self._baseline()
         with self.reporter.stage("load"):
