@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agent.pipeline.volume import volume_usage
 from testkit.fleet import Pod, publish_version, wait_for
 from testkit.stack import MODEL
 
@@ -146,3 +147,24 @@ def test_a_pod_that_would_leave_too_few_ready_swaps_in_place(pods: list[Pod], tm
             if pod.pod == "pod-b"
             else "only 1 other pod(s) ready (pod-b), fleet.drain.min_ready is 2: swapping in place"
         )
+
+
+def test_unload_first_when_only_one_version_fits(pods: list[Pod], tmp_path: Path) -> None:
+    """serving.memory_limit holds one version: each drained pod swaps old-out/new-in (the promotion's step
+    load_alone, seen while /readyz says draining) and the validator checks the shadow with v1 unloaded; both
+    pods end on v2 with its label, and the real server accepted the drop and re-add of the model."""
+    bucket = _fleet_on_v1(pods, tmp_path, {"enabled": True, "wait": "1s", "min_ready": 1})
+    one = volume_usage([pods[0].volume / MODEL / "1"])
+    for pod in pods:
+        pod.config["serving"].update(memory_limit=int(one * 1.5), memory_factor=1.0)
+        pod.restart_agent(kill=False)
+    _on_version(pods, 1)
+    with Watcher(pods) as watcher:
+        publish_version(tmp_path, bucket, 2, b=2.0)
+        _on_version(pods, 2)
+    for pod in pods:
+        alone = [s for s in watcher.samples[pod.pod] if s.step == "load_alone"]
+        assert alone, f"{pod.pod} never swapped unload-first"
+        assert {(s.ready, s.reason) for s in alone} == {(False, SWAP)}, pod.pod
+        assert pod.model()["serving"] == 2
+        assert {v for v, (state, _, _) in pod.tfs_state().items() if state == "AVAILABLE"} == {2}
