@@ -406,3 +406,23 @@ def test_slot_lost_mid_swap_keeps_the_new_version_and_counts_it(tmp_path: Path) 
     assert world.state.get("m").serving == 2
     world.reconciler.fleet_metrics.update("m", world.coordinator)  # type: ignore[union-attr]
     assert world.metric("tfs_agent_fleet_events_total", event="slot_lost") == 1
+
+
+def test_fleet_roll_back_goes_unload_first_when_both_do_not_fit(tmp_path: Path) -> None:
+    """After an unload-first release the fleet aborts: v1 beside v2 does not fit either, so the ROLL_BACK is
+    unload-first too, out of traffic while another pod is ready; never both versions at once."""
+    world = FleetWorld(tmp_path)
+    world.serve(1)
+    _limit_one_version(world)
+    world.other_pod("b")
+    world.publish(2)
+    world.until_serving(2)
+    world.serving.log.clear()
+    world.coordinator.observe()
+    assert world.coordinator.abort("operator says no", stage="operator")
+    world.reconciler.reconcile()
+    assert world.state.get("m").serving == 1
+    assert _both_loaded(world) == []
+    applied = [(shown, held) for k, shown, held in world.serving.log if k == "apply"]
+    assert {held for _, held in applied} == {"draining to roll back to v1"}
+    assert dict(world.serving.configured()["m"].labels) == {"stable": 1}

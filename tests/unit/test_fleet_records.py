@@ -36,11 +36,29 @@ RELEASE = Release(3, 7, 6, Phase.CANARY, "validated", "pod-a", 1.5, ("pod-a",), 
         Slot("pod-a", 3, Purpose.ROLL, 7, 3.0),
         Slot(None, 3, None, None, 4.0),
         LedgerEntry("pod-a", None, 0, "idle", "load timed out", 5.0),
+        LedgerEntry("pod-a", 3, 1, "draining", None, 5.0, ready=False),
     ],
 )
 def test_records_round_trip(record: Release | Verdict | Slot | LedgerEntry) -> None:
     """Each record decodes to exactly what was encoded."""
     assert decode(type(record), encode(record), origin="x") == record
+
+
+def test_a_ledger_entry_of_an_older_agent_reads_without_ready() -> None:
+    """Entries written before the ``ready`` field existed still parse (ready None) and count as ready by
+    serving and phase; ready must be a boolean when present."""
+    old = (
+        b'{"format":1,"kind":"ledger","last_error":null,"phase":"idle","pod":"b",'
+        b'"revision":2,"serving":3,"when":1.0}'
+    )
+    entry = decode(LedgerEntry, old, origin="ledger/b.json")
+    assert entry.ready is None
+    assert entry.counts_ready()
+    assert not LedgerEntry("b", None, 2, "idle", None, 1.0).counts_ready()
+    assert not LedgerEntry("b", 3, 2, "draining", None, 1.0).counts_ready()
+    assert not LedgerEntry("b", 3, 2, "idle", None, 1.0, ready=False).counts_ready()
+    with pytest.raises(FleetRecordError, match="field 'ready' has a bad value"):
+        decode(LedgerEntry, old.replace(b'"when"', b'"ready":"yes","when"'), origin="ledger/b.json")
 
 
 @pytest.mark.parametrize(
