@@ -1,10 +1,10 @@
 """Loopback ports for servers under test.
 
 Prefer a server that binds port 0 and reports the port it got (the agent does: ``http.port: 0``, read back
-from its log). A server that must be told its port (TF Serving, fake-gcs-server, Prometheus) gets one from
-``free_port`` — picked below the kernel's ephemeral range (agent/service/demo/ports.py), so no port-0 bind
-or outgoing connection takes it meanwhile — and is started through ``retry_on_bind_failure``, which tries
-again on fresh ports when the server says it could not bind.
+from its log). A server that must be told its port (TF Serving, fake-gcs-server, Prometheus, HAProxy) gets
+one from ``free_port`` — picked below the kernel's ephemeral range (agent/service/demo/ports.py), so no
+port-0 bind or outgoing connection takes it meanwhile — and is started through ``retry_on_bind_failure``,
+which tries again on fresh ports when the server says it could not bind.
 """
 
 from __future__ import annotations
