@@ -134,15 +134,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--simulate", type=int, metavar="PODS", help="simulated pods")
     group.add_argument("--pods", type=int, help="real pods (agent + tfs-devserver each) on loopback")
-    parser.add_argument("--releases", type=int, default=10, help="releases published (with --pods)")
+    group.add_argument(
+        "--drain",
+        type=int,
+        nargs="?",
+        const=3,
+        metavar="PODS",
+        help="real pods behind HAProxy, drain off and on (benchmarks.fleet_drain; default 3 pods)",
+    )
+    parser.add_argument("--releases", type=int, default=None, help="releases published (10; --drain: 3)")
+    parser.add_argument("--weight-mb", type=float, default=32.0, help="variables per version (--drain)")
     parser.add_argument("--max-unavailable", default="10%", help="a count or a percentage (default 10%%)")
     parser.add_argument("--skew", type=float, default=30.0, help="pod clocks up to ± this many s off")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     started = time.monotonic()
+    if args.drain is not None:
+        from benchmarks.fleet_drain import main as drain
+
+        return drain(args.drain, args.releases or 3, args.weight_mb, args.out or RESULTS / "fleet-drain.json")
     if args.pods:
-        return _live(args.pods, args.releases, args.out or RESULTS / "fleet-live.json", started)
+        return _live(args.pods, args.releases or 10, args.out or RESULTS / "fleet-live.json", started)
     args.out = args.out or RESULTS / "fleet-simulated.json"
     result = run(args.simulate, args.max_unavailable, seed=args.seed, skew=args.skew)
     result["wall_seconds"] = round(time.monotonic() - started, 1)
