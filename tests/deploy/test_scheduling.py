@@ -152,3 +152,28 @@ def test_docs_name_the_setups_that_honour_a_drain() -> None:
     text = (ROOT / "docs" / "deploying.md").read_text()
     for phrase in ("max_connection_age", "headless Service", "ClusterIP", "per request"):
         assert phrase in text, phrase
+
+
+def _drain_wait(text: str) -> float:
+    """fleet.drain.wait of an agent config, as the key or as the commented block that suggests it."""
+    fleet = yaml.safe_load(text).get("fleet")
+    if fleet is None:
+        match = re.search(r"^#\s*fleet:\s*\n((?:#\s+.*\n?)+)", text, re.MULTILINE)
+        assert match, "the agent config suggests no fleet block"
+        fleet = yaml.safe_load(re.sub(r"^#", "", match.group(1), flags=re.MULTILINE))
+    wait = re.fullmatch(r"(\d+)s", str(fleet["drain"]["wait"]))
+    assert wait, f"fleet.drain.wait in whole seconds: {fleet['drain']['wait']!r}"
+    return float(wait.group(1))
+
+
+def test_drain_wait_outlasts_readiness_and_connection_age(pod: dict[str, Any]) -> None:
+    """A drained pod waits long enough for gRPC clients of the ClusterIP Service to leave it: the agent's
+    readinessProbe takes the pod out of the endpoints, then each connection reaches its max age."""
+    (agent,) = pod["spec"]["initContainers"]
+    probe = agent["readinessProbe"]
+    ages = _channel_arguments(_serving(pod))
+    needed = (
+        probe["periodSeconds"] * probe["failureThreshold"]
+        + Decimal(ages["grpc.max_connection_age_ms"]) * AGE_JITTER / 1000
+    )
+    assert _drain_wait((K8S / "base" / "agent-config.yaml").read_text()) >= needed
