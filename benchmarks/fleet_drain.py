@@ -84,7 +84,7 @@ def run_all(pods: int, releases: int, weight_mb: float, work: Path | None = None
         "on": run_release(work / "on", builds, pods, releases, drain=True),
         "on_unload_first": run_release(work / "mem", builds, pods, releases, drain=True, memory_limit=limit),
     }
-    cpu = run_cpu_share(work / "cpu", builds, pods, loads=releases, weight_mb=weight_mb)
+    cpu = run_cpu_share(work / "cpu", builds, pods, loads=max(releases, 5), weight_mb=weight_mb)
     return {
         "pods": pods,
         "releases": releases,
