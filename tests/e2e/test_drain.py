@@ -98,5 +98,6 @@ def test_no_request_reaches_a_loading_pod(tmp_path: Path, pods: list[Pod], proxy
     assert result["failed"] == 0, result["errors"]
     loading = answered_while_loading(requests, spans, MODEL)
     assert loading == [], f"{len(loading)} of {len(requests)} requests answered by a loading pod"
-    drained = {pod for _, pod, reasons in not_ready if any("drain" in why for why in reasons.values())}
-    assert drained == set(NAMES), not_ready
+    reasons = {(pod, why) for _, pod, by_model in not_ready for why in by_model.values()}
+    assert {pod for pod, why in reasons if "drain" in why and "swap" in why} == set(NAMES), reasons
+    assert any("drain" in why and "validation" in why for _, why in reasons), reasons
