@@ -253,6 +253,7 @@ def _latency(samples: Samples, windows: list[tuple[float, float]], after: float)
         "window_p50_ms": round(window_p50, 2),
         "window_p99_ms": round(window_p99, 2),
         "rollout_p99_over_steady_p99": round(window_p99 / steady_p99, 2),
+        "rollout_p50_over_steady_p50": round(window_p50 / steady_p50, 2),
     }
 
 
@@ -286,7 +287,8 @@ def report(result: dict[str, Any]) -> str:
             f" {r['answered_by_loading_pod_swap']}, shadow {r['answered_by_loading_pod_shadow']}) of"
             f" {r['requests_in_rollout_windows']} in rollout windows",
             f"    p99 rollout {r['window_p99_ms']} ms / steady {r['steady_p99_ms']} ms ="
-            f" {r['rollout_p99_over_steady_p99']}; windows {r['rollout_windows_s']} s",
+            f" {r['rollout_p99_over_steady_p99']} (p50 {r['window_p50_ms']} / {r['steady_p50_ms']} ms ="
+            f" {r['rollout_p50_over_steady_p50']}); windows {r['rollout_windows_s']} s",
             f"    peak RSS MiB {r['peak_rss_mib']} (steady {r['rss_steady_mib']});"
             f" loads {r['loads_per_pod']}",
             f"    /readyz reasons: {r['readyz_reasons'][:3]}",
@@ -294,7 +296,8 @@ def report(result: dict[str, Any]) -> str:
     for phase, c in result["cpu_share"].items():
         lines.append(
             f"  cpu {phase}: a server outside the traffic loading: p99 in its loads {c['window_p99_ms']} ms /"
-            f" steady {c['steady_p99_ms']} ms = {c['rollout_p99_over_steady_p99']} (failed {c['failed']})"
+            f" steady {c['steady_p99_ms']} ms = {c['rollout_p99_over_steady_p99']} (p50"
+            f" {c['rollout_p50_over_steady_p50']}; failed {c['failed']})"
         )
     lines.append(f"  verdict: {result['verdict']}")
     return "\n".join(lines)
