@@ -71,8 +71,13 @@ GOALS = {"failed": 0, "answered_by_loading_pod": 0, "rollout_p99_over_steady_p99
 # ---- the runs ----
 
 
-def run_all(pods: int, releases: int, weight_mb: float, work: Path | None = None) -> dict[str, Any]:
-    work = work or Path(tempfile.mkdtemp(prefix="tfs-agent-drain-bench-"))
+def run_all(pods: int, releases: int, weight_mb: float) -> dict[str, Any]:
+    """Every run in a temporary directory (removed afterwards: ~1 GiB of versions and logs)."""
+    with tempfile.TemporaryDirectory(prefix="tfs-agent-drain-bench-") as tmp:
+        return _runs(Path(tmp), pods, releases, weight_mb)
+
+
+def _runs(work: Path, pods: int, releases: int, weight_mb: float) -> dict[str, Any]:
     builds = work / "builds"
     for version in range(1, releases + 2):
         build_half_plus_two(builds, version, weight_mb=weight_mb)
@@ -96,7 +101,6 @@ def run_all(pods: int, releases: int, weight_mb: float, work: Path | None = None
         "runs": runs,
         "cpu_share": cpu,
         "goals": GOALS,
-        "work": str(work),
     }
 
 
