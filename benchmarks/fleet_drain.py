@@ -182,6 +182,10 @@ def run_release(
         "answered_by_loading_pod_shadow": sum(1 for _, s in loading if s[2] != MODEL),
         "requests_in_rollout_windows": int(np.count_nonzero(samples.inside(windows))),
         **_latency(samples, windows, since + WARM_S),
+        # requests (answered by any pod) while some pod loads: comparable with the cpu runs' load windows
+        "while_loading": _latency(
+            samples, [(a, b) for pod in spans.values() for a, b, _, _ in pod], since + WARM_S
+        ),
         "rollout_windows_s": [round(b - a, 2) for a, b in windows],
         "loads_per_pod": {pod: len(s) for pod, s in spans.items()},
         "readyz_reasons": sorted({why for _, _, reasons in not_ready for why in reasons.values()}),
@@ -265,16 +269,20 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
     """Each goal against the drain-on run; what the CPU sharing explains of the ratio left."""
     on, cpu = result["runs"]["on"], result["cpu_share"]
     ratio = on["rollout_p99_over_steady_p99"]
-    shared = cpu["shared"]["rollout_p99_over_steady_p99"]
+    explains = {}
+    for q in ("p50", "p99"):
+        key = f"rollout_{q}_over_steady_{q}"
+        loading, shared = on["while_loading"][key], cpu["shared"][key]
+        # (shared - 1) / (loading - 1): the part of drain-on's excess while a pod loads that a load on shared
+        # cores causes with no request reaching the loading server
+        explains[q] = round((shared - 1) / (loading - 1), 2) if loading > 1 else None
     return {
         "failed_0": on["failed"] == 0 and result["runs"]["on_unload_first"]["failed"] == 0,
         "answered_by_loading_pod_0": on["answered_by_loading_pod"] == 0
         and result["runs"]["on_unload_first"]["answered_by_loading_pod"] == 0,
         "p99_ratio_at_most_1_2": ratio <= GOALS["rollout_p99_over_steady_p99"],
         "p99_ratio_excess_over_goal": round(ratio - GOALS["rollout_p99_over_steady_p99"], 2),
-        # (shared - 1) / (on - 1): the part of drain-on's excess over 1 that a load on shared cores causes
-        # with no request reaching the loading server
-        "cpu_sharing_explains": round(min(1.0, (shared - 1) / (ratio - 1)), 2) if ratio > 1 else None,
+        "cpu_sharing_explains": explains,
         "measurement_can_fail": result["runs"]["off"]["answered_by_loading_pod"] > 0,
     }
 
@@ -295,7 +303,9 @@ def report(result: dict[str, Any]) -> str:
             f" {r['rollout_p50_over_steady_p50']}); windows {r['rollout_windows_s']} s",
             f"    peak RSS MiB {r['peak_rss_mib']} (steady {r['rss_steady_mib']});"
             f" loads {r['loads_per_pod']}",
-            f"    /readyz reasons: {r['readyz_reasons'][:3]}",
+            f"    while any pod loads: p99 {r['while_loading']['rollout_p99_over_steady_p99']},"
+            f" p50 {r['while_loading']['rollout_p50_over_steady_p50']} × steady",
+            f"    /readyz reasons: {r['readyz_reasons']}",
         ]
     for phase, c in result["cpu_share"].items():
         lines.append(
