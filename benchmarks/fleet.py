@@ -131,16 +131,13 @@ def report(r: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    group = parser.add_mutually_exclusive_group(required=True)
+    group = parser.add_mutually_exclusive_group()
     group.add_argument("--simulate", type=int, metavar="PODS", help="simulated pods")
     group.add_argument("--pods", type=int, help="real pods (agent + tfs-devserver each) on loopback")
-    group.add_argument(
+    parser.add_argument(
         "--drain",
-        type=int,
-        nargs="?",
-        const=3,
-        metavar="PODS",
-        help="real pods behind HAProxy, drain off and on (benchmarks.fleet_drain; default 3 pods)",
+        action="store_true",
+        help="real pods behind HAProxy, drain off and on (benchmarks.fleet_drain; --pods default 3)",
     )
     parser.add_argument("--releases", type=int, default=None, help="releases published (10; --drain: 3)")
     parser.add_argument("--weight-mb", type=float, default=32.0, help="variables per version (--drain)")
@@ -149,11 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.drain and args.simulate:
+        parser.error("--drain runs real pods: use it with --pods (default 3), not --simulate")
+    if not (args.drain or args.simulate or args.pods):
+        parser.error("one of --simulate PODS, --pods PODS or --drain is required")
     started = time.monotonic()
-    if args.drain is not None:
+    if args.drain:
         from benchmarks.fleet_drain import main as drain
 
-        return drain(args.drain, args.releases or 3, args.weight_mb, args.out or RESULTS / "fleet-drain.json")
+        out = args.out or RESULTS / "fleet-drain.json"
+        return drain(args.pods or 3, args.releases or 3, args.weight_mb, out)
     if args.pods:
         return _live(args.pods, args.releases or 10, args.out or RESULTS / "fleet-live.json", started)
     args.out = args.out or RESULTS / "fleet-simulated.json"
