@@ -21,8 +21,9 @@ Faults and what "cleared" means (convergence is timed from then):
   the next good version published.
 - ``tfs_restart``: TF Serving SIGKILLed while the agent is at ``pending.step = load`` and started again on the
   agent's config file (as a supervisor would); cleared = the new process launched. Requests cannot succeed
-  while no server listens: failures from the kill until the first answer after the restart, and for one
-  outage-length after it (gRPC channels still in reconnect backoff fail fast), are counted apart.
+  while no server listens: a request that failed with ``UNAVAILABLE`` (connection refused or reset, or the
+  client's channel still in reconnect backoff) between the kill and the restarted server's first answer to
+  the client is counted apart; any other error, or one outside that span, counts as a failure.
 - ``agent_kill_<step>``: the agent SIGKILLed at ``stage`` (object downloads held at the proxy, so staging is
   under way), ``validate`` (shadow model in the config file), ``load``/``switch``/``bake`` (that
   ``pending.step`` recorded), then restarted; cleared = the restart. The step the state file shows after the
@@ -41,6 +42,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from agent.adapters.sources.gcs import GcsSink
 from testkit.faultworld import BUCKET, HeldManifest, Rule, Trial, World, fill
@@ -255,41 +258,52 @@ def run_trials(
     return done
 
 
+NO_SERVER = "UNAVAILABLE"
+"""gRPC's code when no server answered: connection refused or reset, or the channel's reconnect backoff."""
+
+
+def _down(trials: Sequence[Trial], samples: Samples) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Requests overlapping a span when the server was known down: from a kill until the restarted server's
+    first answer to this client. Each trial's ``outage`` is set to that span (it ended at the launch).
+
+    A gRPC channel that saw the server go learns that it is back only by reconnecting (1 s backoff, x1.6
+    per attempt), so the span runs to the first answer, not to the launch; an answer's end, not its start,
+    since a request may wait for the channel to connect while later ones fail fast."""
+    down = np.zeros(len(samples.start), dtype=bool)
+    for t in trials:
+        if t.outage is None:
+            continue
+        answered = (samples.version >= 0) & (samples.end >= t.outage[1])
+        back = float(samples.end[answered].min()) if answered.any() else t.ended
+        t.outage = (t.outage[0], back)
+        down |= (samples.end >= t.outage[0]) & (samples.start <= back)
+    return down
+
+
 def score(trials: Sequence[Trial], samples: Samples, promoted_at: Mapping[int, float]) -> dict[str, int]:
     """Fill each trial's request counts; returns the counts outside every trial."""
     wrong_starts = [s for s, _ in samples.unvalidated(promoted_at)]
     failed = samples.version < 0
     covered = samples.start < 0
-    excused = samples.start < 0  # failures that belong to an outage, whichever trial they fall in
+    excused = failed & (samples.code == NO_SERVER) & _down(trials, samples)
     for t in trials:
         if t.outage is not None:
-            # Back when the restarted server first answered (an answer's end, not its start: a request may
-            # wait for the channel to connect while later ones fail fast). A gRPC channel that saw the
-            # server down stays in reconnect backoff after it is back (1 s, x1.6 per attempt: up to about
-            # the outage's length) and fails fast with the last "connection refused" meanwhile, so
-            # failures up to one outage-length after `back` are the outage's, even in the next trial.
-            after = (samples.start >= t.outage[0]) & (samples.version >= 0)
-            back = float(samples.end[after].min()) if after.any() else t.ended
-            grace = back + max(2.0, back - t.outage[0])
-            t.outage = (t.outage[0], back)
-            in_outage = (samples.end >= t.outage[0]) & (samples.start <= grace)
-            t.failed_in_outage = int((failed & in_outage).sum())
-            excused |= in_outage
+            in_outage = (samples.end >= t.outage[0]) & (samples.start <= t.outage[1])
+            t.failed_in_outage = int((excused & in_outage).sum())
     for t in trials:
         inside = (samples.start >= t.started) & (samples.start < t.ended)
         covered |= inside
         t.requests = int(inside.sum())
         inside &= ~excused
         t.failed = int((failed & inside).sum())
-        t.failures = [
-            (float(s), float(lat))
-            for s, lat in zip(samples.start[failed & inside], samples.latency[failed & inside], strict=True)
-        ]
+        mask = failed & inside
+        rows = zip(samples.start[mask], samples.latency[mask], samples.code[mask], strict=True)
+        t.failures = [(float(s), float(lat), str(code)) for s, lat, code in rows]
         t.wrong = sum(1 for s in wrong_starts if t.started <= s < t.ended)
     outside = ~covered
     return {
         "requests": int(outside.sum()),
-        "failed": int((failed & outside).sum()),
+        "failed": int((failed & outside & ~excused).sum()),
         "wrong": sum(1 for s in wrong_starts if not any(t.started <= s < t.ended for t in trials)),
     }
 

@@ -233,8 +233,8 @@ class Trial:
     requests: int = 0
     failed: int = 0
     failed_in_outage: int = 0
-    failures: list[tuple[float, float]] = field(default_factory=list)
-    """(start, latency) of each failed request outside ``outage``."""
+    failures: list[tuple[float, float, str]] = field(default_factory=list)
+    """(start, latency, gRPC code) of each failed request not excused as the outage's."""
     wrong: int = 0
 
     @property

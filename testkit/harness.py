@@ -208,17 +208,22 @@ def counter(stack: Stack, family: str, **labels: str) -> float:
 
 @dataclass(frozen=True)
 class Samples:
-    """The load generator's samples as arrays: start (wall clock), latency (s), version (-1: failed)."""
+    """The load generator's samples as arrays: start (wall clock), latency (s), version (-1: failed), and
+    for a failed request its gRPC status code name (``""`` for an answer, ``"?"`` from a load file older than
+    the per-failure codes)."""
 
     start: np.ndarray[Any, np.dtype[np.float64]]
     latency: np.ndarray[Any, np.dtype[np.float64]]
     version: np.ndarray[Any, np.dtype[np.int64]]
+    code: np.ndarray[Any, np.dtype[np.str_]]
 
     @classmethod
     def of(cls, result: Mapping[str, Any]) -> Samples:
         rows = sorted(result["samples"])
         data = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
-        return cls(data[:, 0], data[:, 1], data[:, 2].astype(np.int64))
+        codes = {float(start): str(code) for start, code in result.get("failures", ())}
+        code = [codes.get(float(s), "?") if v < 0 else "" for s, _, v in rows]
+        return cls(data[:, 0], data[:, 1], data[:, 2].astype(np.int64), np.asarray(code, dtype=np.str_))
 
     @property
     def end(self) -> np.ndarray[Any, np.dtype[np.float64]]:

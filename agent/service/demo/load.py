@@ -1,8 +1,10 @@
 """A load generator in its own process: open-loop Predicts at a fixed rate, counting failures and latency.
 
-``python -m agent.service.demo.load ADDRESS MODEL RATE OUT_JSON``; on SIGTERM it writes counts to OUT_JSON.
-Open loop (requests start on schedule whatever the previous one did), so a stall shows as latency, not as
-fewer requests.
+``python -m agent.service.demo.load ADDRESS MODEL RATE OUT_JSON``; on SIGTERM it writes counts to OUT_JSON:
+``sent``, ``failed``, ``errors`` (count per "CODE: details"), ``samples`` (start, latency s, version; -1 for a
+failed request) and ``failures`` (start, gRPC status code name) for each failed request, so a reader can tell
+a refused connection (``UNAVAILABLE``) from the server's own error. Open loop (requests start on schedule
+whatever the previous one did), so a stall shows as latency, not as fewer requests.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Load:
         self.sent = self.failed = 0
         self.errors: dict[str, int] = {}
         self.samples: list[tuple[float, float, int]] = []  # (start, latency s, version; -1 failed)
+        self.failures: list[tuple[float, str]] = []  # (start, status code name) of each failed one
 
     def one(self, start: float, scheduled: float) -> None:
         """One Predict; its latency counts from ``scheduled`` (perf_counter when it was due), so time spent
@@ -41,24 +44,33 @@ class Load:
         if self.label:
             request.model_spec.version_label = self.label
         request.inputs["x"].CopyFrom(to_proto(np.asarray([1.0, 2.0, 5.0], dtype=np.float32)))
+        code = None
         try:
             response = self.stub.Predict(request, timeout=10)
             from_proto(response.outputs["y"])
             version = int(response.model_spec.version.value)
         except grpc.RpcError as err:
-            version = -1
-            key = f"{err.code().name}: {err.details()}"[:200]
+            version, code = -1, err.code().name
+            key = f"{code}: {err.details()}"[:200]
             with self.lock:
                 self.errors[key] = self.errors.get(key, 0) + 1
         latency = time.perf_counter() - scheduled
         with self.lock:
             self.sent += 1
-            self.failed += version < 0
             self.samples.append((start, latency, version))
+            if code is not None:
+                self.failed += 1
+                self.failures.append((start, code))
 
     def result(self) -> dict[str, Any]:
         with self.lock:
-            return {"sent": self.sent, "failed": self.failed, "errors": self.errors, "samples": self.samples}
+            return {
+                "sent": self.sent,
+                "failed": self.failed,
+                "errors": self.errors,
+                "samples": self.samples,
+                "failures": self.failures,
+            }
 
 
 def run(address: str, model: str, rate: float, out: Path, label: str | None = None) -> None:

@@ -1,0 +1,62 @@
+"""The fault matrix's score (testkit/faults.py): which failed requests belong to a TF Serving outage."""
+
+from __future__ import annotations
+
+from testkit.faults import score
+from testkit.faultworld import Trial
+from testkit.harness import Samples
+
+KILLED, LAUNCHED = 10.0, 12.0
+
+
+def _restart_trial() -> Trial:
+    return Trial("tfs_restart", 2, started=5.0, ended=30.0, outage=(KILLED, LAUNCHED))
+
+
+def _samples(*rows: tuple[float, float, int, str]) -> Samples:
+    """(start, latency, version or -1, code of a failure) rows, as the load generator writes them."""
+    return Samples.of(
+        {
+            "samples": [(s, lat, v) for s, lat, v, _ in rows],
+            "failures": [(s, code) for s, _, v, code in rows if v < 0],
+        }
+    )
+
+
+def test_refused_requests_until_the_first_answer_after_the_restart_are_the_outages() -> None:
+    """UNAVAILABLE from the kill until the restarted server first answers (the channel's reconnect backoff
+    runs past the launch) is excused; the span ends at that answer."""
+    trial = _restart_trial()
+    samples = _samples(
+        (9.0, 0.01, 1, ""),
+        (10.5, 0.01, -1, "UNAVAILABLE"),
+        (12.5, 0.01, -1, "UNAVAILABLE"),  # launched, channel still backing off
+        (13.0, 0.02, 2, ""),  # the first answer: back at 13.02
+        (14.0, 0.01, -1, "UNAVAILABLE"),  # after the first answer: a failure of its own
+    )
+    between = score([trial], samples, {1: 0.0, 2: 0.0})
+    assert trial.outage == (KILLED, 13.02)
+    assert (trial.failed_in_outage, trial.failed) == (2, 1)
+    assert [code for _, _, code in trial.failures] == ["UNAVAILABLE"]
+    assert between["failed"] == 0
+
+
+def test_any_other_error_while_the_server_is_down_counts() -> None:
+    """The restarted server's own error (say NOT_FOUND before the model is back) is not the outage's."""
+    trial = _restart_trial()
+    samples = _samples((11.0, 0.01, -1, "NOT_FOUND"), (12.5, 0.01, -1, "UNAVAILABLE"), (13.0, 0.01, 2, ""))
+    score([trial], samples, {2: 0.0})
+    assert (trial.failed_in_outage, trial.failed) == (1, 1)
+    assert trial.failures[0][2] == "NOT_FOUND"
+
+
+def test_without_an_outage_unavailable_counts_like_any_failure() -> None:
+    trial = Trial("bucket_5xx", 2, started=5.0, ended=30.0)
+    score([trial], _samples((11.0, 0.01, -1, "UNAVAILABLE"), (12.0, 0.01, 1, "")), {1: 0.0})
+    assert (trial.failed_in_outage, trial.failed) == (0, 1)
+
+
+def test_a_load_file_without_failure_codes_still_reads() -> None:
+    """An older load file (samples only) reads with code "?": nothing is excused, nothing breaks."""
+    samples = Samples.of({"samples": [(1.0, 0.1, -1), (2.0, 0.1, 3)]})
+    assert samples.code.tolist() == ["?", ""]
