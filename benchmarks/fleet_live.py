@@ -4,6 +4,11 @@ N pods (agent + tfs-devserver each, the demo's ``Pod``) on one file:// bucket, a
 Releases v2..v(R+1) are published one after another; every fourth one passes the golden data but refuses the
 input the load sends, and must stop at the canary. Figures come from the servers' own logs and from the
 load generators, never from the agents' reports.
+
+Failed requests are split by time: each one (its start, pod and gRPC code, from the load generator) either
+lies inside an aborted canary's bake window — on the pod that canaried the bad version, from its server's
+load of that version to the end of its unload (the rollback), both from that server's own log — or outside.
+The goal is 0 outside.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from agent.service.demo.fleet import CANARY, FLEET, Pod, Recorder
 from agent.service.demo.run import MODEL, Timeline, _build_models, wait_until
-from agent.service.demo.serverlog import load_spans, most_at_once
+from agent.service.demo.serverlog import load_spans, most_at_once, unloads
 from agent.service.publish import publish
 
 
@@ -27,7 +32,7 @@ def _bad(version: int) -> bool:
 
 def run_live(pods: int, releases: int, work: Path | None = None) -> dict[str, Any]:
     work = work or Path(tempfile.mkdtemp(prefix="tfs-agent-fleet-bench-"))
-    tl = Timeline()
+    tl, started = Timeline(), time.time()
     versions = tuple((v, 0.5, "2.0@5.0" if _bad(v) else 2.0) for v in range(1, releases + 2))
     with ExitStack() as stack:
         builds = _build_models(work, tl, versions)
@@ -51,7 +56,7 @@ def run_live(pods: int, releases: int, work: Path | None = None) -> dict[str, An
         recorder.join(5)
         for pod in fleet:
             pod.stop()
-        return _figures(fleet, recorder, rollout, releases)
+        return _figures(fleet, recorder, rollout, releases, started)
 
 
 def _release_all(
@@ -83,9 +88,10 @@ def _on(fleet: list[Pod], version: int) -> bool:
 
 
 def _figures(
-    fleet: list[Pod], recorder: Recorder, rollout: dict[int, float], releases: int
+    fleet: list[Pod], recorder: Recorder, rollout: dict[int, float], releases: int, started: float
 ) -> dict[str, Any]:
-    spans = [load_spans((p.dir / "devserver.log").read_text()) for p in fleet]
+    logs = [(p.dir / "devserver.log").read_text() for p in fleet]
+    spans = [load_spans(text) for text in logs]
     first = min((s[0] for server in spans for s in server if s[3] == 2), default=0.0)
     validations: dict[int, int] = {}
     for server in spans:
@@ -95,6 +101,8 @@ def _figures(
     bad = [v for v in rollout if _bad(v)]
     served_bad = sorted({n for _, n, v, _ in recorder.samples if v in bad})
     loads = {p.name: p.load_result() for p in fleet}
+    windows = {p.name: _aborted_bakes(text, bad) for p, text in zip(fleet, logs, strict=True)}
+    failures = _failures(loads, windows, started)
     return {
         "pods": len(fleet),
         "releases": releases,
@@ -102,6 +110,13 @@ def _figures(
         "canary": CANARY,
         "canary_bake": FLEET["canary_bake"],
         "failed_requests": {n: r["failed"] for n, r in loads.items()},
+        "failed_requests_outside_aborted_bakes": sum(1 for f in failures if not f["in_aborted_bake"]),
+        "aborted_bake_windows_s": {
+            n: [(round(a - started, 2), round(b - started, 2), v) for a, b, v in w]
+            for n, w in windows.items()
+            if w
+        },
+        "failed_request_records": failures,
         "sent_requests": sum(r["sent"] for r in loads.values()),
         "most_pods_loading_at_once": most_at_once(spans, lambda s: s[0] >= first and s[3] >= 2),
         "validations_per_version": {str(v): validations.get(v, 0) for v in rollout},
@@ -110,6 +125,41 @@ def _figures(
         "divergence_windows_s": _divergence(recorder.samples, [p.name for p in fleet]),
         "pods_that_served_an_aborted_version": served_bad,
     }
+
+
+def _aborted_bakes(server_log: str, bad: list[int]) -> list[tuple[float, float, int]]:
+    """(from, to, version) on one server: each load of an aborted version as the model (not its shadow: a
+    validation takes no traffic) until that version's unload finished, the canary's rollback; a version
+    never unloaded stays open to the end."""
+    done = [(t, v) for t, name, v in unloads(server_log) if name == MODEL]
+    windows = []
+    for start, _, name, version in load_spans(server_log):
+        if name == MODEL and version in bad:
+            end = min((t for t, v in done if v == version and t >= start), default=float("inf"))
+            windows.append((start, end, version))
+    return windows
+
+
+def _failures(
+    loads: dict[str, dict[str, Any]], windows: dict[str, list[tuple[float, float, int]]], started: float
+) -> list[dict[str, Any]]:
+    """Every failed request: seconds since the benchmark started, pod, gRPC code, and whether it started
+    inside an aborted canary's bake window on that pod (a load file without codes gives code "?")."""
+    records = []
+    for pod, result in loads.items():
+        codes = {float(t): str(code) for t, code in result.get("failures", ())}
+        for start, _, version in result["samples"]:
+            if version < 0:
+                inside = any(a <= start <= b for a, b, _ in windows[pod])
+                records.append(
+                    {
+                        "t_s": round(start - started, 3),
+                        "pod": pod,
+                        "code": codes.get(float(start), "?"),
+                        "in_aborted_bake": inside,
+                    }
+                )
+    return sorted(records, key=lambda r: r["t_s"])
 
 
 def _divergence(samples: list[tuple[float, str, int | None, bool]], names: list[str]) -> list[float]:

@@ -13,6 +13,8 @@ _END = re.compile(
     _STAMP + r".*(?:Successfully loaded servable version |Loading servable: )\{name: (\S+) version: (\d+)\}"
 )
 
+_UNLOADED = re.compile(_STAMP + r".*Done unloading servable version \{name: (\S+) version: (\d+)\}")
+
 Span = tuple[float, float, str, int]
 """(start, end, servable name, version); end is inf for a load still under way."""
 
@@ -32,6 +34,11 @@ def load_spans(text: str) -> list[Span]:
             done.append((started.pop(key), _time(m[1]), *key))
     done.extend((start, float("inf"), *key) for key, start in started.items())
     return done
+
+
+def unloads(text: str) -> list[tuple[float, str, int]]:
+    """(time, servable name, version) of every unload one server finished."""
+    return [(_time(m[1]), m[2], int(m[3])) for m in _UNLOADED.finditer(text)]
 
 
 def most_at_once(per_server: Iterable[list[Span]], keep: Callable[[Span], bool]) -> int:
