@@ -5,16 +5,23 @@
         if keeper.lost.is_set():    # taken over after it expired: undo the swap, observe again
             ...
 
-A daemon thread calls ``renew_slot()`` every third of ``slot_ttl``; a renewal refused by a 429 is simply the
-next one's job (two more fit in the ttl), a lost one sets ``lost`` and stops.
+A daemon thread calls ``renew_slot()`` every third of ``slot_ttl``; a renewal refused by a 429, or failing
+because the bucket did not answer, is simply the next one's job (two more fit in the ttl), a lost one sets
+``lost`` and stops. (An error escaping the thread would end the renewals of a pod that is still swapping: its
+slot would expire under it and a second pod would load at the same time.)
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from types import TracebackType
 
+from agent.core.errors import AgentError
 from agent.fleet.coordinator import FleetCoordinator
+from agent.infra.logs import event
+
+log = logging.getLogger(__name__)
 
 
 class SlotKeeper:
@@ -41,7 +48,12 @@ class SlotKeeper:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             rate_limited = self._coordinator.rate_limited
-            if self._coordinator.renew_slot():
+            try:
+                renewed = self._coordinator.renew_slot()
+            except AgentError as err:  # the bucket unreachable: the slot is not lost, only not renewed yet
+                event(log, "fleet: slot renewal failed", level=logging.WARNING, error=err.reason)
+                continue
+            if renewed:
                 self.renewals += 1
             elif self._coordinator.rate_limited == rate_limited:
                 self.lost.set()

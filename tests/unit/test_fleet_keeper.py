@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from agent.adapters.sources.base import Expect
 from agent.adapters.sources.memory import MemoryRecordStore
-from agent.core.errors import PreconditionFailed
+from agent.core.errors import PreconditionFailed, TransientSourceError
 from agent.core.fleet_records import LedgerEntry, Purpose, Slot, encode, slot_name
 from agent.fleet import FleetCoordinator, FleetParams
 from agent.fleet.keeper import SlotKeeper
@@ -60,3 +61,26 @@ def test_the_keeper_reports_a_slot_taken_over() -> None:
     with SlotKeeper(pod) as keeper:
         assert _until(take_over)
         assert _until(keeper.lost.is_set)
+
+
+class _Unreachable(MemoryRecordStore):
+    """The bucket not answering the next ``failures`` writes (a connection refused, say)."""
+
+    failures = 0
+
+    def write(self, name: str, data: bytes, *, expect: Expect) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise TransientSourceError(f"writing {name}: ConnectionError: refused")
+        return super().write(name, data, expect=expect)
+
+
+def test_an_unreachable_bucket_does_not_end_the_renewals() -> None:
+    """A renewal that fails because the bucket did not answer is retried at the next tick: the slot is
+    renewed again afterwards and not reported lost."""
+    store = _Unreachable(SystemClock())
+    pod = _holder(store)
+    with SlotKeeper(pod) as keeper:
+        store.failures = 2
+        assert _until(lambda: store.failures == 0 and keeper.renewals >= 2)
+    assert not keeper.lost.is_set()
