@@ -9,6 +9,8 @@ written after the response); ``delay`` adds that many seconds to each, for a rea
 - ``stall``: send the headers and half the body, then stop sending until the client gives up (or 30 s);
 - ``refuse``: close the connection without answering, like a server that died.
 
+``cut()`` refuses every request until ``heal()`` (a pod cut off from the bucket; ``cut_refused`` counts them).
+
 ``with Proxy(server.port) as proxy:`` then point the client at ``proxy.url``.
 """
 
@@ -54,6 +56,8 @@ class Proxy:
         self.faults: list[str] = []
         """``"<fault> METHOD /path"`` for every fault injected so far."""
         self._rules: list[_Rule] = []
+        self._cut = threading.Event()
+        self.cut_refused = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -69,6 +73,13 @@ class Proxy:
         with self._lock:
             self._rules.append(_Rule(fault, match, times, status))
 
+    def cut(self) -> None:
+        """Refuse every request (the connection closed unanswered) until ``heal``."""
+        self._cut.set()
+
+    def heal(self) -> None:
+        self._cut.clear()
+
     def __enter__(self) -> Proxy:
         self._thread.start()
         return self
@@ -83,6 +94,9 @@ class Proxy:
     def _take(self, line: str) -> _Rule | None:
         with self._lock:
             self.requests.append(line)
+            if self._cut.is_set():
+                self.cut_refused += 1
+                return _Rule("refuse", "", 0, 0)
             for rule in self._rules:
                 if rule.times > 0 and re.search(rule.match, line):
                     rule.times -= 1

@@ -4,28 +4,26 @@ Loads are read from the servers' own logs, never from the agents' reports (docs/
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from testkit.faulty_models import build_fails_on
-from testkit.fleet import Pod, most_loading, publish_version, shadow_loads, wait_for
+from testkit.fleet import (
+    Pod,
+    fleet_on_v1,
+    most_loading,
+    on_version,
+    publish_version,
+    read_records,
+    shadow_loads,
+    start_pods,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
-
-FLEET = {
-    "name": "prod",
-    "max_unavailable": 1,
-    "canary": 1,
-    "canary_bake": "3s",
-    "slot_ttl": "6s",
-    "heartbeat": "1s",
-}
-GATES = {"max_error_ratio": 0.05, "max_p99_ratio": 1000.0, "min_requests": 10}
 
 
 @pytest.fixture
@@ -34,32 +32,6 @@ def pods(tmp_path: Path) -> Iterator[list[Pod]]:
     yield made
     for pod in made:
         pod.close()
-
-
-def start_pods(made: list[Pod], tmp: Path, bucket: str, names: list[str], **kw: Any) -> list[Pod]:
-    for name in names:
-        pod = Pod(tmp / name, name, bucket, FLEET, policy={"live_gates": GATES}, **kw)
-        made.append(pod)
-        pod.start()
-    return made
-
-
-def fleet_on_v1(made: list[Pod], tmp: Path, names: list[str]) -> str:
-    """A file:// bucket with v1, the pods started on it, every pod serving v1; the bucket's URI."""
-    bucket = f"file://{tmp}/bucket/m"
-    Path(bucket.removeprefix("file://")).mkdir(parents=True)
-    publish_version(tmp, bucket, 1)
-    start_pods(made, tmp, bucket, names)
-    on_version(made, 1)
-    return bucket
-
-
-def on_version(pods: list[Pod], version: int, timeout: float = 180) -> None:
-    wait_for(
-        f"every pod serving {version}",
-        lambda: all(p.model().get("serving") == version and p.model().get("pending") is None for p in pods),
-        timeout,
-    )
 
 
 def test_good_release_rolls_pod_by_pod_validated_once(pods: list[Pod], tmp_path: Path) -> None:
@@ -82,25 +54,8 @@ def test_live_traffic_failure_stops_at_the_canary(pods: list[Pod], tmp_path: Pat
     publish_version(tmp_path, bucket, 2, build=build_fails_on, bad=5.0)
     wait_for("the canary rolled v2 back", lambda: any(p.model()["quarantined"].get("2") for p in pods), 180)
     on_version(pods, 1)
-    served_2 = [p.pod for p in pods if any(v == 2 and name == "m" for _, _, name, v in p.load_spans())]
+    served_2 = [p.pod for p in pods if p.served(2)]
     assert len(served_2) == 1, served_2
-
-
-def _records(bucket: str) -> Path:
-    return Path(bucket.removeprefix("file://")) / "_fleet" / "prod"
-
-
-def _rolling_holder(bucket: str) -> str | None:
-    """The pod holding a slot while the release is rolling (read from the bucket's own records)."""
-    folder = _records(bucket)
-    try:
-        release = json.loads((folder / "release.json").read_text())
-        slots = [json.loads(p.read_text()) for p in (folder / "slots").glob("*.json")]
-    except (OSError, ValueError):
-        return None
-    if release["phase"] != "rolling" or release["target"] != 2:
-        return None
-    return next((s["holder"] for s in slots if s["holder"]), None)
 
 
 def test_pod_joining_mid_rollout_goes_to_the_target(pods: list[Pod], tmp_path: Path) -> None:
@@ -117,22 +72,18 @@ def test_slot_holder_sigkilled_mid_rollout(pods: list[Pod], tmp_path: Path) -> N
     """The agent holding a slot is SIGKILLed: its slot expires, the others finish, and it recovers."""
     bucket = fleet_on_v1(pods, tmp_path, ["pod-a", "pod-b", "pod-c"])
     publish_version(tmp_path, bucket, 2, b=2.0)
-    holder = wait_for("a slot held while rolling", lambda: _rolling_holder(bucket), 180)
+    holder = wait_for(
+        "a slot held while rolling", lambda: (r := read_records(bucket)) and r.holder("rolling", 2), 180
+    )
     victim = next(p for p in pods if p.pod == holder)
     assert victim.agent is not None
     victim.agent.kill()
     survivors = [p for p in pods if p is not victim]
     on_version(survivors, 2)
-    logs = "".join(f.read_text() for p in survivors for f in p.tmp.glob("agent-*.log"))
-    assert "takeover=True" in logs  # the dead holder's slot was taken over, by the store's clock
-    _restart(victim)
+    # the dead holder's slot was taken over, by the store's clock
+    assert "takeover=True" in "".join(p.agent_logs() for p in survivors)
+    victim.revive()
     on_version(pods, 2)
-
-
-def _restart(pod: Pod) -> None:
-    from testkit.agentproc import AgentProcess
-
-    pod.agent = AgentProcess(pod.tmp, pod.config, env=pod.agent_env).start()
 
 
 def test_good_release_over_fake_gcs_server(
