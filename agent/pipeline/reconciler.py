@@ -227,6 +227,8 @@ class ModelReconciler:
                 record.last_error = err.reason
         except OSError:  # a full volume cannot take the state file either; the log and metrics still tell
             pass
+        if self.fleet is not None:  # in the ledger too, once the bucket takes it, until a switch succeeds
+            self.fleet.last_error = err.reason
         self.reporter.failed(err, stage)
         return PassResult(self.name, Outcome.RETRY, None, err.reason)
 
