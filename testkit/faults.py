@@ -21,9 +21,10 @@ Faults and what "cleared" means (convergence is timed from then):
   the next good version published.
 - ``tfs_restart``: TF Serving SIGKILLed while the agent is at ``pending.step = load`` and started again on the
   agent's config file (as a supervisor would); cleared = the new process launched. Requests cannot succeed
-  while no server listens: a request that failed with ``UNAVAILABLE`` (connection refused or reset, or the
-  client's channel still in reconnect backoff) between the kill and the restarted server's first answer to
-  the client is counted apart; any other error, or one outside that span, counts as a failure.
+  while no server listens: a request in flight at the kill, and one that failed with ``UNAVAILABLE``
+  (connection refused or reset, or the client's channel still in reconnect backoff) between the kill and the
+  restarted server's first answer to the client, are counted apart; any other error, or one outside that
+  span, counts as a failure.
 - ``agent_kill_<step>``: the agent SIGKILLed at ``stage`` (object downloads held at the proxy, so staging is
   under way), ``validate`` (shadow model in the config file), ``load``/``switch``/``bake`` (that
   ``pending.step`` recorded), then restarted; cleared = the restart. The step the state file shows after the
@@ -280,12 +281,24 @@ def _down(trials: Sequence[Trial], samples: Samples) -> np.ndarray[Any, np.dtype
     return down
 
 
+def _cut_by_a_kill(trials: Sequence[Trial], samples: Samples) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Requests in flight when a server was killed: whatever the code (the client may see the stream reset
+    as UNKNOWN), the process that was answering them died."""
+    cut = np.zeros(len(samples.start), dtype=bool)
+    for t in trials:
+        if t.outage is not None:
+            cut |= (samples.start < t.outage[0]) & (samples.end >= t.outage[0])
+    return cut
+
+
 def score(trials: Sequence[Trial], samples: Samples, promoted_at: Mapping[int, float]) -> dict[str, int]:
     """Fill each trial's request counts; returns the counts outside every trial."""
     wrong_starts = [s for s, _ in samples.unvalidated(promoted_at)]
     failed = samples.version < 0
     covered = samples.start < 0
-    excused = failed & (samples.code == NO_SERVER) & _down(trials, samples)
+    excused = failed & (
+        ((samples.code == NO_SERVER) & _down(trials, samples)) | _cut_by_a_kill(trials, samples)
+    )
     for t in trials:
         if t.outage is not None:
             in_outage = (samples.end >= t.outage[0]) & (samples.start <= t.outage[1])

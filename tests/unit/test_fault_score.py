@@ -50,6 +50,13 @@ def test_any_other_error_while_the_server_is_down_counts() -> None:
     assert trial.failures[0][2] == "NOT_FOUND"
 
 
+def test_a_request_in_flight_at_the_kill_is_the_outages_whatever_its_code() -> None:
+    trial = _restart_trial()
+    samples = _samples((9.99, 0.05, -1, "UNKNOWN"), (13.0, 0.01, 2, ""))
+    score([trial], samples, {2: 0.0})
+    assert (trial.failed_in_outage, trial.failed) == (1, 0)
+
+
 def test_without_an_outage_unavailable_counts_like_any_failure() -> None:
     trial = Trial("bucket_5xx", 2, started=5.0, ended=30.0)
     score([trial], _samples((11.0, 0.01, -1, "UNAVAILABLE"), (12.0, 0.01, 1, "")), {1: 0.0})
