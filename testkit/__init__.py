@@ -14,6 +14,8 @@ Real processes as fixtures:
     pubsub          the Pub/Sub emulator; prometheus: Debian's prometheus with queries
     agentproc       the agent as a process (``tfs-agent run``)
     stack           the three together on a file:// or gs:// bucket
+    fleet           N (agent + tfs-devserver) pods on one bucket, the fleet records read back;
+                    fleetrace: one pod's side of a slot race as its own process
 SavedModels (built with TensorFlow, in the test process only):
     savedmodels, faulty_models, dtypes; sdk_probe: what each cloud SDK costs to import
 The fault catalogue and the measuring harness (run long by ``python -m benchmarks.faults``):
