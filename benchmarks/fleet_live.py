@@ -22,8 +22,9 @@ from typing import Any
 
 from agent.service.demo.fleet import CANARY, FLEET, Pod, Recorder
 from agent.service.demo.run import MODEL, Timeline, _build_models, wait_until
-from agent.service.demo.serverlog import load_spans, most_at_once, unloads
+from agent.service.demo.serverlog import load_spans, most_at_once
 from agent.service.publish import publish
+from testkit.harness import aborted_bakes, failures_in_windows
 
 
 def _bad(version: int) -> bool:
@@ -101,8 +102,8 @@ def _figures(
     bad = [v for v in rollout if _bad(v)]
     served_bad = sorted({n for _, n, v, _ in recorder.samples if v in bad})
     loads = {p.name: p.load_result() for p in fleet}
-    windows = {p.name: _aborted_bakes(text, bad) for p, text in zip(fleet, logs, strict=True)}
-    failures = _failures(loads, windows, started)
+    windows = {p.name: aborted_bakes(text, MODEL, bad) for p, text in zip(fleet, logs, strict=True)}
+    failures = failures_in_windows(loads, windows, started)
     return {
         "pods": len(fleet),
         "releases": releases,
@@ -125,41 +126,6 @@ def _figures(
         "divergence_windows_s": _divergence(recorder.samples, [p.name for p in fleet]),
         "pods_that_served_an_aborted_version": served_bad,
     }
-
-
-def _aborted_bakes(server_log: str, bad: list[int]) -> list[tuple[float, float, int]]:
-    """(from, to, version) on one server: each load of an aborted version as the model (not its shadow: a
-    validation takes no traffic) until that version's unload finished, the canary's rollback; a version
-    never unloaded stays open to the end."""
-    done = [(t, v) for t, name, v in unloads(server_log) if name == MODEL]
-    windows = []
-    for start, _, name, version in load_spans(server_log):
-        if name == MODEL and version in bad:
-            end = min((t for t, v in done if v == version and t >= start), default=float("inf"))
-            windows.append((start, end, version))
-    return windows
-
-
-def _failures(
-    loads: dict[str, dict[str, Any]], windows: dict[str, list[tuple[float, float, int]]], started: float
-) -> list[dict[str, Any]]:
-    """Every failed request: seconds since the benchmark started, pod, gRPC code, and whether it started
-    inside an aborted canary's bake window on that pod (a load file without codes gives code "?")."""
-    records = []
-    for pod, result in loads.items():
-        codes = {float(t): str(code) for t, code in result.get("failures", ())}
-        for start, _, version in result["samples"]:
-            if version < 0:
-                inside = any(a <= start <= b for a, b, _ in windows[pod])
-                records.append(
-                    {
-                        "t_s": round(start - started, 3),
-                        "pod": pod,
-                        "code": codes.get(float(start), "?"),
-                        "in_aborted_bake": inside,
-                    }
-                )
-    return sorted(records, key=lambda r: r["t_s"])
 
 
 def _divergence(samples: list[tuple[float, str, int | None, bool]], names: list[str]) -> list[float]:

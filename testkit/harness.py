@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.adapters.tfserving import config_text
 from agent.core.domain import ServedModel
+from agent.service.demo.serverlog import load_spans, unloads
 from testkit.stack import MODEL, Stack
 
 SHADOW = MODEL + "__candidate"
@@ -247,6 +248,44 @@ class Samples:
             if version >= 0 and not (version in promoted_at and promoted_at[int(version)] <= end):
                 wrong.append((float(start), int(version)))
         return wrong
+
+
+# ---- a fleet's failed requests, by time ----
+
+
+def aborted_bakes(server_log: str, model: str, bad: Sequence[int]) -> list[tuple[float, float, int]]:
+    """(from, to, version) on one server (its log): each load of an aborted version as ``model`` (not its
+    shadow: a validation takes no traffic) until that version's unload finished, the canary's rollback; a
+    version never unloaded stays open to the end."""
+    done = [(t, v) for t, name, v in unloads(server_log) if name == model]
+    windows = []
+    for start, _, name, version in load_spans(server_log):
+        if name == model and version in bad:
+            end = min((t for t, v in done if v == version and t >= start), default=float("inf"))
+            windows.append((start, end, version))
+    return windows
+
+
+def failures_in_windows(
+    loads: dict[str, dict[str, Any]], windows: dict[str, list[tuple[float, float, int]]], started: float
+) -> list[dict[str, Any]]:
+    """Every failed request: seconds since the benchmark started, pod, gRPC code, and whether it started
+    inside an aborted canary's bake window on that pod (a load file without codes gives code "?")."""
+    records = []
+    for pod, result in loads.items():
+        codes = {float(t): str(code) for t, code in result.get("failures", ())}
+        for start, _, version in result["samples"]:
+            if version < 0:
+                inside = any(a <= start <= b for a, b, _ in windows[pod])
+                records.append(
+                    {
+                        "t_s": round(start - started, 3),
+                        "pod": pod,
+                        "code": codes.get(float(start), "?"),
+                        "in_aborted_bake": inside,
+                    }
+                )
+    return sorted(records, key=lambda r: r["t_s"])
 
 
 def percentiles(

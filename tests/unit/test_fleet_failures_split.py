@@ -1,11 +1,12 @@
-"""benchmarks.fleet_live splits failed requests by time: inside an aborted canary's bake window or not."""
+"""benchmarks.fleet_live splits failed requests by time (testkit.harness): inside an aborted canary's bake
+window or not."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from agent.service.demo.run import MODEL
-from benchmarks.fleet_live import _aborted_bakes, _failures
+from testkit.harness import aborted_bakes, failures_in_windows
 
 
 def _line(t: float, text: str) -> str:
@@ -27,12 +28,12 @@ CANARY_LOG = "".join(
 
 
 def test_the_window_runs_from_the_models_load_to_its_unload_shadow_loads_aside() -> None:
-    assert _aborted_bakes(CANARY_LOG, [5]) == [(T + 10, T + 16, 5)]
-    assert _aborted_bakes(CANARY_LOG, [9]) == []
+    assert aborted_bakes(CANARY_LOG, MODEL, [5]) == [(T + 10, T + 16, 5)]
+    assert aborted_bakes(CANARY_LOG, MODEL, [9]) == []
 
 
 def test_each_failed_request_is_placed_by_its_start_and_pod() -> None:
-    windows = {"pod-1": _aborted_bakes(CANARY_LOG, [5]), "pod-2": []}
+    windows = {"pod-1": aborted_bakes(CANARY_LOG, MODEL, [5]), "pod-2": []}
     loads = {
         "pod-1": {
             "samples": [(T + 12, 0.01, -1), (T + 13, 0.01, 1), (T + 20, 0.01, -1)],
@@ -40,7 +41,7 @@ def test_each_failed_request_is_placed_by_its_start_and_pod() -> None:
         },
         "pod-2": {"samples": [(T + 12, 0.01, -1)]},  # an older load file: no codes
     }
-    records = _failures(loads, windows, T)
+    records = failures_in_windows(loads, windows, T)
     assert [(r["t_s"], r["pod"], r["code"], r["in_aborted_bake"]) for r in records] == [
         (12.0, "pod-1", "INVALID_ARGUMENT", True),
         (12.0, "pod-2", "?", False),
