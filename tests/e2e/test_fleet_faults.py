@@ -19,6 +19,7 @@ from agent.adapters.sources import open_record_store
 from agent.adapters.sources.base import CREATE_ONLY
 from agent.core.fleet_records import Phase, Purpose, Release, Slot, decode, encode, slot_name
 from agent.fleet.coordinator import fleet_uri
+from testkit.faulty_models import build_fails_on
 from testkit.fleet import (
     FLEET,
     Pod,
@@ -104,6 +105,33 @@ def test_canary_agent_killed_during_its_bake(pods: list[Pod], tmp_path: Path) ->
     victim.revive()
     on_version(pods, 2)
     assert [load.stop()["failed"] for load in loads] == [0, 0, 0]
+
+
+def test_canary_agent_killed_baking_a_version_that_fails_live_traffic(
+    pods: list[Pod], tmp_path: Path
+) -> None:
+    """The same kill while the canary bakes a version that fails live traffic: the next canary's bake fails,
+    the release aborts with a verdict, the third pod never loads it, and the killed pod rolls back when its
+    agent is back (its TF Serving kept serving the bad version meanwhile: nobody was watching it)."""
+    bucket = fleet_on_v1(pods, tmp_path, NAMES, fleet=LONG_BAKE)
+    for p in pods:
+        p.load(rate=20)
+    publish_version(tmp_path, bucket, 2, build=build_fails_on, bad=5.0)
+    victim = _canary_baking(pods, bucket)
+    assert victim.agent is not None
+    victim.agent.kill()
+    release = _past_the_canary(bucket)
+    assert release.phase is Phase.ABORTED, release
+    assert victim.pod not in release.baked
+    assert release.reason.startswith("canary pod-"), release.reason
+    assert victim.pod not in release.reason, release.reason  # decided by the live canary's own bake
+    assert _verdicts(bucket) == ["verdicts/2.json"]
+    survivors = [p for p in pods if p is not victim]
+    on_version(survivors, 1)
+    victim.revive()
+    on_version(pods, 1)
+    second = release.reason.split()[1].rstrip(":")
+    assert sorted(p.pod for p in pods if p.served(2)) == sorted([victim.pod, second])
 
 
 def test_canary_tf_serving_killed_during_its_bake(pods: list[Pod], tmp_path: Path) -> None:
