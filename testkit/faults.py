@@ -300,13 +300,12 @@ def score(trials: Sequence[Trial], samples: Samples, promoted_at: Mapping[int, f
         ((samples.code == NO_SERVER) & _down(trials, samples)) | _cut_by_a_kill(trials, samples)
     )
     for t in trials:
-        if t.outage is not None:
-            in_outage = (samples.end >= t.outage[0]) & (samples.start <= t.outage[1])
-            t.failed_in_outage = int((excused & in_outage).sum())
-    for t in trials:
         inside = (samples.start >= t.started) & (samples.start < t.ended)
         covered |= inside
         t.requests = int(inside.sum())
+        # By the trial a request started in, like the rest: a client still reconnecting after one kill
+        # may meet the next trial's kill, and the two outages overlap.
+        t.failed_in_outage = int((excused & inside).sum())
         inside &= ~excused
         t.failed = int((failed & inside).sum())
         mask = failed & inside

@@ -67,3 +67,20 @@ def test_a_load_file_without_failure_codes_still_reads() -> None:
     """An older load file (samples only) reads with code "?": nothing is excused, nothing breaks."""
     samples = Samples.of({"samples": [(1.0, 0.1, -1), (2.0, 0.1, 3)]})
     assert samples.code.tolist() == ["?", ""]
+
+
+def test_overlapping_outages_count_each_failure_once() -> None:
+    """A client still reconnecting after one kill meets the next trial's kill: each refused request counts
+    once, in the trial it started in."""
+    first = Trial("tfs_restart", 2, started=5.0, ended=20.0, outage=(10.0, 12.0))
+    second = Trial("tfs_restart", 3, started=20.0, ended=40.0, outage=(22.0, 25.0))
+    samples = _samples(
+        (11.0, 0.01, -1, "UNAVAILABLE"),
+        (15.0, 0.01, -1, "UNAVAILABLE"),  # first restarted at 12, the channel still backing off
+        (21.0, 0.01, -1, "UNAVAILABLE"),
+        (23.0, 0.01, -1, "UNAVAILABLE"),
+        (26.0, 0.01, 3, ""),  # the first answer after both
+    )
+    score([first, second], samples, {3: 0.0})
+    assert (first.failed_in_outage, second.failed_in_outage) == (2, 2)
+    assert first.failed == second.failed == 0
