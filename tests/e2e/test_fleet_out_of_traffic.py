@@ -18,18 +18,14 @@ from typing import Any
 import pytest
 
 from agent.pipeline.volume import volume_usage
+from testkit.fleet import FLEET as ROLLING
 from testkit.fleet import Pod, publish_version, wait_for
 from testkit.stack import MODEL
 
 pytestmark = pytest.mark.slow
 
-FLEET = {
-    "name": "prod",
-    "max_unavailable": 1,
-    "canary": 0,  # every pod rolls with its smoke bake, recorded as the promotion's bake step
-    "slot_ttl": "6s",
-    "heartbeat": "1s",
-}
+# Every pod rolls with its smoke bake (no canary), recorded as the promotion's bake step.
+FLEET = {**ROLLING, "canary": 0}
 SWAP = "draining for the swap to v2"
 
 
