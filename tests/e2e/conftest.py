@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.fleet import Pod
 from testkit.stack import Stack
 
 
@@ -16,3 +17,12 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     made = Stack(tmp_path)
     yield made
     made.close()
+
+
+@pytest.fixture
+def pods() -> Iterator[list[Pod]]:
+    """The fleet pods a test starts (testkit.fleet.start_pods appends to it), all closed afterwards."""
+    made: list[Pod] = []
+    yield made
+    for pod in made:
+        pod.close()

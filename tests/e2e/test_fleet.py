@@ -5,7 +5,6 @@ Loads are read from the servers' own logs, never from the agents' reports (docs/
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from testkit.fleet import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pods(tmp_path: Path) -> Iterator[list[Pod]]:
-    made: list[Pod] = []
-    yield made
-    for pod in made:
-        pod.close()
 
 
 def test_good_release_rolls_pod_by_pod_validated_once(pods: list[Pod], tmp_path: Path) -> None:

@@ -43,14 +43,6 @@ NAMES = ["pod-a", "pod-b", "pod-c"]
 RACER = [sys.executable, "-m", "testkit.fleetrace"]
 
 
-@pytest.fixture
-def pods() -> Iterator[list[Pod]]:
-    made: list[Pod] = []
-    yield made
-    for pod in made:
-        pod.close()
-
-
 def _canary_baking(pods: list[Pod], bucket: str) -> Pod:
     """The pod baking v2 as the canary: named in the release's canaries, serving v2 (switched), not baked."""
     records = records_until(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,14 +64,6 @@ class Watcher:
                         Sample(time.time(), model["ready"], model["ready_reason"], pending.get("step"))
                     )
             self._stop.wait(0.02)  # the sampling period of an observer thread, not a wait for a condition
-
-
-@pytest.fixture
-def pods() -> Iterator[list[Pod]]:
-    made: list[Pod] = []
-    yield made
-    for pod in made:
-        pod.close()
 
 
 def _fleet_on_v1(made: list[Pod], tmp: Path, drain: dict[str, Any]) -> str:
