@@ -44,7 +44,13 @@ from agent.pipeline.volume import volume_usage
 from agent.service.demo.serverlog import load_spans
 from agent.service.publish import publish
 from testkit.fleet import Pod, wait_for
-from testkit.haproxy import Backend, HAProxy, ReadyzWatch, Span, answered_while_loading, wait_all_up
+from testkit.haproxy import (
+    HAProxy,
+    ReadyzWatch,
+    Span,
+    answered_while_loading,
+    in_front_of,
+)
 from testkit.harness import Samples, percentiles, write_json
 from testkit.savedmodels import build_half_plus_two
 from testkit.servers import start_server
@@ -117,15 +123,7 @@ def _fleet(work: Path, builds: Path, count: int, fleet: dict[str, Any], **servin
 
 
 def _proxy(stack: ExitStack, work: Path, pods: list[Pod]) -> HAProxy:
-    backends = []
-    for pod in pods:
-        assert pod.server is not None
-        assert pod.agent is not None
-        backends.append(Backend(pod.pod, pod.server.grpc_port, pod.agent.port))
-    proxy = HAProxy(work / "haproxy", backends).start()
-    stack.callback(proxy.stop)
-    wait_all_up(proxy)
-    return proxy
+    return stack.enter_context(in_front_of(work / "haproxy", {pod.pod: pod for pod in pods}))
 
 
 def _start(stack: ExitStack, pods: list[Pod]) -> None:

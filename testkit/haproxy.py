@@ -21,13 +21,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from testkit.poll import poll_until
 from testkit.ports import PortInUse, free_port, is_bind_failure, retry_on_bind_failure
 from testkit.servers import terminate
+from testkit.stack import Stack
 
 #: Health-check period: short so a test sees a flip within a second; a Service's probe is 10 s by default.
 CHECK_INTERVAL_MS = 200
@@ -264,3 +266,19 @@ def _readyz(port: int) -> dict[str, str] | None:
             return {"": f"HTTP {err.code}"}
     except OSError as err:
         return {"": f"no answer: {err}"}
+
+
+@contextmanager
+def in_front_of(workdir: Path, pods: Mapping[str, Stack]) -> Iterator[HAProxy]:
+    """HAProxy in front of started ``pods`` (by backend name), every pod UP; stopped afterwards."""
+    backends = []
+    for name, pod in pods.items():
+        assert pod.server is not None
+        assert pod.agent is not None
+        backends.append(Backend(name, pod.server.grpc_port, pod.agent.port))
+    made = HAProxy(workdir, backends).start()
+    try:
+        wait_all_up(made)
+        yield made
+    finally:
+        made.stop()

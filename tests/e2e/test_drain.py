@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from testkit.fleet import Pod, publish_version, shadow_loads, wait_for
-from testkit.haproxy import Backend, HAProxy, ReadyzWatch, answered_while_loading, wait_all_up
+from testkit.haproxy import HAProxy, ReadyzWatch, answered_while_loading, in_front_of
 from testkit.stack import MODEL, Load
 
 pytestmark = pytest.mark.slow
@@ -53,17 +53,8 @@ def pods(tmp_path: Path) -> Iterator[list[Pod]]:
 
 @pytest.fixture
 def proxy(tmp_path: Path, pods: list[Pod]) -> Iterator[HAProxy]:
-    backends = []
-    for pod in pods:
-        assert pod.server is not None
-        assert pod.agent is not None
-        backends.append(Backend(pod.pod, pod.server.grpc_port, pod.agent.port))
-    made = HAProxy(tmp_path / "haproxy", backends).start()
-    try:
-        wait_all_up(made)
+    with in_front_of(tmp_path / "haproxy", {pod.pod: pod for pod in pods}) as made:
         yield made
-    finally:
-        made.stop()
 
 
 def on_version(pods: list[Pod], version: int, timeout: float = 240) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.haproxy import Backend, HAProxy, wait_all_up
+from testkit.haproxy import HAProxy, in_front_of
 from testkit.poll import poll_until
 from testkit.stack import Load, Stack
 
@@ -39,17 +39,8 @@ def pods(tmp_path: Path) -> Iterator[list[Stack]]:
 @pytest.fixture
 def proxy(tmp_path: Path, pods: list[Stack]) -> Iterator[HAProxy]:
     """HAProxy in front of ``pods``, every pod UP."""
-    backends = []
-    for i, pod in enumerate(pods):
-        assert pod.server is not None
-        assert pod.agent is not None
-        backends.append(Backend(f"pod{i}", pod.server.grpc_port, pod.agent.port))
-    made = HAProxy(tmp_path / "haproxy", backends).start()
-    try:
-        wait_all_up(made)
+    with in_front_of(tmp_path / "haproxy", {f"pod{i}": pod for i, pod in enumerate(pods)}) as made:
         yield made
-    finally:
-        made.stop()
 
 
 def _grows(proxy: HAProxy, pod: str, by: int, timeout: float = 60) -> None:
