@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Which marks the suite runs: make test keeps to 30 minutes on 2 cores; test-extended/test-all run the rest.
+MARKS ?= not extended
 
 AZURITE := $(VENV)/node/node_modules/.bin/azurite
 
-.PHONY: install azurite test suite check lint typecheck imports demo clean
+.PHONY: install azurite test test-extended test-all suite check lint typecheck imports demo clean
 
 install: $(STAMP)
 
@@ -30,7 +32,15 @@ test: lint typecheck imports suite
 
 ## make suite: only the test suite (PYTEST_ARGS picks tests), for a quick local run.
 suite: install azurite
-	$(PY) -m pytest -W error $(PYTEST_ARGS)
+	$(PY) -m pytest -W error -m "$(MARKS)" $(PYTEST_ARGS)
+
+## make test-extended: only the longer real-process cases make test leaves out (pytest.mark.extended), ~10 min;
+## make test-all: the checks and every test.
+test-extended:
+	$(MAKE) suite MARKS=extended
+
+test-all: lint typecheck imports
+	$(MAKE) suite MARKS=
 
 lint: install
 	$(BIN)/ruff check agent devserver testkit tests benchmarks docker

@@ -31,6 +31,7 @@ def test_demo_promotes_good_rejects_bad_with_zero_failed_requests() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_fleet_demo_rolls_pod_by_pod_and_stops_v3_at_the_canary() -> None:
     """`demo --replicas 3` exits 0 only if v2 reached every pod and v3 never left the canary; draws a PNG."""
     out = demo("--replicas", "3", timeout=480)

@@ -77,6 +77,7 @@ def test_slot_holder_sigkilled_mid_rollout(pods: list[Pod], tmp_path: Path) -> N
     on_version(pods, 2)
 
 
+@pytest.mark.extended
 def test_good_release_over_fake_gcs_server(
     pods: list[Pod], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

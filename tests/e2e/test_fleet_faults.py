@@ -99,6 +99,7 @@ def test_canary_agent_killed_during_its_bake(pods: list[Pod], tmp_path: Path) ->
     assert [load.stop()["failed"] for load in loads] == [0, 0, 0]
 
 
+@pytest.mark.extended
 def test_canary_agent_killed_baking_a_version_that_fails_live_traffic(
     pods: list[Pod], tmp_path: Path
 ) -> None:
@@ -126,6 +127,7 @@ def test_canary_agent_killed_baking_a_version_that_fails_live_traffic(
     assert sorted(p.pod for p in pods if p.served(2)) == sorted([victim.pod, second])
 
 
+@pytest.mark.extended
 def test_canary_tf_serving_killed_during_its_bake(pods: list[Pod], tmp_path: Path) -> None:
     """SIGKILL of the canary's TF Serving mid-bake, restarted as a supervisor would: no verdict on v2 (the
     outage is the pod's, not the version's); the canary bakes again and the whole fleet ends on v2."""

@@ -121,6 +121,7 @@ def test_the_switching_pod_is_out_of_traffic_for_its_load_and_back_for_its_bake(
         assert pod.model()["last_drain"] == SWAP
 
 
+@pytest.mark.extended
 def test_a_pod_that_would_leave_too_few_ready_swaps_in_place(pods: list[Pod], tmp_path: Path) -> None:
     """min_ready 2 with one other pod: no pod ever drains; both swap in place, and /status says why."""
     bucket = _fleet_on_v1(pods, tmp_path, {"enabled": True, "wait": "1s", "min_ready": 2})
@@ -136,6 +137,7 @@ def test_a_pod_that_would_leave_too_few_ready_swaps_in_place(pods: list[Pod], tm
         )
 
 
+@pytest.mark.extended
 def test_unload_first_when_only_one_version_fits(pods: list[Pod], tmp_path: Path) -> None:
     """serving.memory_limit holds one version: each drained pod swaps old-out/new-in (the promotion's step
     load_alone, seen while /readyz says draining) and the validator checks the shadow with v1 unloaded; both
