@@ -42,16 +42,41 @@ class Step(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Pending:
-    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: last step begun."""
+    """A promotion in flight: moving the model from ``previous`` to ``version``; ``step``: last step begun.
+
+    ``bake_started`` (epoch s) and ``bake_seconds``: the bake window, recorded as the bake begins, so a
+    restart watches what is left of it (absent from older state files: unknown)."""
 
     version: int
     previous: int | None
     step: Step
     started: float
+    bake_started: float | None = None
+    bake_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.step, Step):  # a string from the state file
             object.__setattr__(self, "step", Step(self.step))
+
+    def bake_left(self, now: float, whole: float) -> float:
+        """Seconds of the bake window still to watch at ``now``: ``whole`` when no window was recorded (a
+        crash before the bake began, or an older state file); a clock gone back counts as no time passed."""
+        if self.bake_started is None or self.bake_seconds is None:
+            return whole
+        return self.bake_seconds - min(max(now - self.bake_started, 0.0), self.bake_seconds)
+
+    def to_json(self) -> dict[str, Any]:
+        """The window's fields only once recorded: a file without one is byte-for-byte what it was."""
+        data = asdict(self)
+        for name in ("bake_started", "bake_seconds"):
+            if data[name] is None:
+                del data[name]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pending:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -76,6 +101,7 @@ class ModelRecord:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["quarantined"] = {str(k): v for k, v in self.quarantined.items()}
+        data["pending"] = self.pending.to_json() if self.pending else None
         return data
 
     @classmethod
@@ -83,7 +109,7 @@ class ModelRecord:
         data = dict(data)
         data["quarantined"] = {int(k): str(v) for k, v in data.get("quarantined", {}).items()}
         pending = data.get("pending")
-        data["pending"] = Pending(**pending) if pending else None
+        data["pending"] = Pending.from_json(pending) if pending else None
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -21,7 +21,7 @@ from agent.core.errors import (
 from agent.core.golden import Golden
 from agent.infra.clock import Clock
 from agent.infra.config import ModelSettings
-from agent.infra.state import StateStore
+from agent.infra.state import Pending, StateStore
 from agent.pipeline.evidence import EvidenceKeeper
 from agent.pipeline.live import LiveWatch
 from agent.pipeline.memory import MemoryBudget
@@ -35,6 +35,8 @@ from agent.pipeline.warmup import try_warmup
 
 RollBack = Callable[[int, int | None, str], None]
 """(bad, good, reason): how a failed bake goes back to the old version."""
+
+RESUMED = "resumed after a restart"
 
 
 class Candidate:
@@ -267,10 +269,18 @@ class Candidate:
         golden: Golden | None,
         bake: float | None = None,
         roll_back: RollBack | None = None,
+        *,
+        resumed: bool = False,
     ) -> PassResult:
         """Bake the version now serving (``bake`` seconds, default the policy's bake_time): done and pruned,
-        or rolled back (by ``roll_back`` if given, e.g. the fleet's unload-first way back)."""
+        or rolled back (by ``roll_back`` if given, e.g. the fleet's unload-first way back). The window is
+        recorded first, so a restart meanwhile watches the rest of it (``resume``; ``resumed``: this is that
+        rest, and a failure's reason says so)."""
+        whole = self.settings.policy.bake_time.total_seconds()
+        self.promotion.baking(version, whole if bake is None else bake)
         problem = self._bake(version, golden) if bake is None else self.bake(version, bake, golden)
+        if problem and resumed:
+            problem = f"{RESUMED}: {problem}"
         if problem:
             self.reporter.bake_failed(version, old, problem)
             (roll_back or self.promotion.roll_back)(version, old, f"bake: {problem}")
@@ -280,6 +290,21 @@ class Candidate:
         self.reporter.promoted(verdict, old, self.clock.time())
         self._prune()
         return PassResult(self.name, Outcome.PROMOTED, version, f"serving {version} (was {old})")
+
+    def resume(
+        self, pending: Pending, golden: Golden | None, roll_back: RollBack | None = None
+    ) -> PassResult:
+        """The rest of a bake a restart cut short (``pending`` at BAKE, the version serving again): what is
+        left of the recorded window, or the whole bake_time when none was recorded; then done, or rolled back
+        to ``pending.previous`` with the same log lines and metrics as an uninterrupted bake. The live gates
+        judge the resumed window, without the p99 gate if the baseline taken before the swap died with the
+        process (LiveWatch.judge logs it; ADR 28)."""
+        version, old = pending.version, pending.previous
+        seconds = pending.bake_left(self.clock.time(), self.settings.policy.bake_time.total_seconds())
+        last = self.state.get(self.name).last_verdict or {}
+        metrics = last.get("metrics", {}) if last.get("version") == version else {}
+        verdict = Verdict(version, ok=True, metrics=metrics)
+        return self.settle(version, old, verdict, golden, seconds, roll_back, resumed=True)
 
     def _bake(self, version: int, golden: Golden | None) -> str | None:
         return self.bake(version, self.settings.policy.bake_time.total_seconds(), golden)

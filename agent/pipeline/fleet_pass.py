@@ -28,7 +28,7 @@ from agent.fleet.keeper import SlotKeeper
 from agent.fleet.metrics import FleetMetrics
 from agent.infra.clock import Clock
 from agent.infra.logs import event
-from agent.pipeline.candidate import Candidate
+from agent.pipeline.candidate import Candidate, RollBack
 from agent.pipeline.drain import Drain, RequestCount
 from agent.pipeline.readiness import Readiness
 from agent.pipeline.report import Outcome, PassResult
@@ -297,6 +297,13 @@ class FleetPass:
             self.metrics.drains.labels(self.name, "in_place").inc()
         event(log, "fleet: not draining", level=logging.WARNING, model=self.name, reason=why)
         return why
+
+    def way_back(self, good: int | None) -> RollBack | None:
+        """How a follower's smoke bake resumed after a restart rolls back to ``good``: unload-first when good
+        beside the new version does not fit serving.memory_limit (as ``_switch`` would), else the default."""
+        if good is not None and self.candidate.memory_check(good, drained=True):
+            return self._unload_first_back
+        return None
 
     def _unload_first_back(self, bad: int, good: int | None, reason: str) -> None:
         """A failed bake after an unload-first swap goes back unload-first too (good beside bad does not

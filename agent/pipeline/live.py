@@ -38,6 +38,14 @@ class LiveWatch:
         end = self.sample()
         if end is None:
             return None
+        if self.before is None:  # a restart since the swap (or no sample then): nothing to compare p99 with
+            event(
+                log,
+                "live gates: no baseline from before the swap; the p99 gate does not judge",
+                level=logging.WARNING,
+                model=self.model,
+                version=version,
+            )
         problem, seen = judge(self.before or Sample(), end.minus(start), self.gates)
         event(log, "live gates", model=self.model, version=version, ok=problem is None, seen=seen)
         return problem

@@ -2,7 +2,8 @@
 
 A promotion takes a model from ``old`` to ``new`` through TF Serving without a gap in service (the label-safe
 two-step swap, docs/tfserving-behaviour.md#b13). Each step is recorded in the state file *before* it is sent,
-so a restarted agent knows whether to finish (the new version already serves) or undo (anything earlier)::
+so a restarted agent knows whether to resume the bake (the new version already serves) or undo (anything
+earlier)::
 
     (none) ─load_beside─▶ LOAD ─switch─▶ SWITCH ─commit─▶ BAKE ─done─▶ (none)
            ─load_alone──▶ LOAD_ALONE ─┘                     │ bake fails or operator
@@ -14,6 +15,9 @@ so a restarted agent knows whether to finish (the new version already serves) or
 old unloaded, then new loaded alone. Its way back (a failed load, a crash before the labels moved) is
 unload-first too: whatever is loaded goes, then old alone, then its labels.
 
+The bake's window is recorded as it begins (``baking``): a bake a crash cut short is resumed for what is left
+of it (Candidate.resume), and rolled back if it fails, as an uninterrupted bake would be.
+
 Nothing else writes ``pending``, ``serving`` or ``previous`` (the start-up check uses ``forget``). Stage
 results (the bake's problem, what ``recover`` did) are returned typed; the reporter logs and counts them.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.adapters.tfserving.base import ServingControl
@@ -59,8 +63,8 @@ class Swap:
 class Recovery(enum.Enum):
     """What ``recover`` did with a promotion a crash interrupted."""
 
-    FINISHED = "finished"
-    """The new version already served: the promotion was completed."""
+    RESUMED = "resumed"
+    """The new version already served (labels on it, recorded as serving): the rest of its bake is due."""
     UNDONE = "undone"
     """Anything earlier: TF Serving went back to the old version."""
 
@@ -177,6 +181,12 @@ class Promotion:
             pending=Pending(new, old, Step.BAKE, started),
         )
 
+    def baking(self, version: int, seconds: float) -> None:
+        """The bake of ``version`` begins now, for ``seconds``: recorded, so a restart watches the rest."""
+        pending = self.pending
+        if pending is not None and pending.step is Step.BAKE and pending.version == version:
+            self._write(pending=replace(pending, bake_started=self.clock.time(), bake_seconds=seconds))
+
     def done(self) -> None:
         """The promotion is over (baked): nothing is left to finish or undo."""
         self._write(pending=None)
@@ -234,15 +244,17 @@ class Promotion:
                     record.quarantined[version] = reason
 
     def recover(self) -> Recovered | None:
-        """Finish or undo a promotion interrupted by a crash (None: nothing was in flight)."""
+        """Undo a promotion interrupted by a crash, or (the new version already serves) bring it to its bake:
+        RESUMED leaves the BAKE step recorded for the caller to finish (None: nothing was in flight)."""
         pending = self.pending
         if pending is None:
             return None
         live = state_of(self.serving, self.swap.model, pending.version) is VersionState.AVAILABLE
         if pending.step in (Step.SWITCH, Step.BAKE) and live:
             self._apply([pending.version], pending.version)
-            self._settle(serving=pending.version, previous=pending.previous)
-            return Recovered(Recovery.FINISHED, pending, pending.version)
+            if pending.step is Step.SWITCH:  # killed before commit: the bake never began
+                self.commit(pending.version, pending.previous)
+            return Recovered(Recovery.RESUMED, pending, pending.version)
         if pending.step is Step.LOAD_ALONE or not (
             self._loaded(pending.previous) or self._loaded(pending.version)
         ):

@@ -26,7 +26,7 @@ from agent.fleet.metrics import FleetMetrics
 from agent.infra.clock import Clock, Stopping, utc
 from agent.infra.config import ModelSettings
 from agent.infra.metrics import AgentMetrics
-from agent.infra.state import StateStore
+from agent.infra.state import Pending, StateStore
 from agent.pipeline.candidate import Candidate
 from agent.pipeline.discovery import Discovery
 from agent.pipeline.evidence import EvidenceKeeper
@@ -35,7 +35,7 @@ from agent.pipeline.golden_feed import GoldenFeed
 from agent.pipeline.memory import MemoryBudget
 from agent.pipeline.observe import observe
 from agent.pipeline.operator import Operator
-from agent.pipeline.promotion import Promotion, Swap
+from agent.pipeline.promotion import Promotion, Recovered, Recovery, Swap
 from agent.pipeline.readiness import Readiness
 from agent.pipeline.report import Outcome, PassResult, Reporter
 from agent.pipeline.volume import VolumeLimit
@@ -156,7 +156,10 @@ class ModelReconciler:
 
     def _pass(self) -> PassResult:
         with self.reporter.counting("serving"):  # an outage is counted by type, as the bucket's errors are
-            self._recover()
+            recovered = self._recover()
+        if recovered is not None and recovered.outcome is Recovery.RESUMED:
+            return self._resume(recovered.pending)  # the pass is that bake's, as it was before the crash
+        with self.reporter.counting("serving"):
             self._converge_serving()
         with self.reporter.stage("detect"):
             found = self.discovery.poll()
@@ -250,13 +253,21 @@ class ModelReconciler:
 
     # ---- convergence ----------------
 
-    def _recover(self) -> None:
-        """Finish or undo an interrupted promotion; drop a shadow model left behind by a crash."""
+    def _recover(self) -> Recovered | None:
+        """Undo an interrupted promotion or bring it to its bake; drop a shadow left behind by a crash."""
         if self.shadow in self.serving.configured():
             self.serving.apply({self.shadow: None})
         done = self.promotion.recover()
         if done is not None:
             self.reporter.recovered(done)
+        return done
+
+    def _resume(self, pending: Pending) -> PassResult:
+        """The rest of a bake a restart cut short; a failure rolls back as an uninterrupted bake's would (in a
+        fleet unload-first when only one version fits, as FleetPass's own way back)."""
+        back = self.fleet.way_back(pending.previous) if self.fleet is not None else None
+        # The golden file as it would be used now (read if this process has not read it yet).
+        return self.candidate.resume(pending, self.evidence.check_golden(), back)
 
     def _converge_serving(self) -> None:
         serving = self.state.get(self.name).serving

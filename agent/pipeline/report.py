@@ -26,7 +26,7 @@ log = logging.getLogger("tfs_agent.reconciler")
 
 
 _RECOVERED = {
-    Recovery.FINISHED: "recovered: finished promotion",
+    Recovery.RESUMED: "recovered: resuming the bake",
     Recovery.UNDONE: "recovered: undid promotion",
 }
 
