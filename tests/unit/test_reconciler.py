@@ -259,7 +259,8 @@ def test_crash_during_load_is_undone(world: World) -> None:
 
 
 def test_crash_after_switch_is_finished(world: World) -> None:
-    """A restart that finds the new version already serving finishes the promotion instead of undoing it."""
+    """A restart that finds the new version already serving bakes and finishes the promotion instead of
+    undoing it (tests/unit/test_bake_resume.py: the bake it watches)."""
     world.publish(1)
     world.reconciler.reconcile()
     world.publish(2)
