@@ -2,7 +2,8 @@
 
 ``build_degrading``: answers y = a·x + b for its first ``good_calls`` calls *per loaded instance*, then
 y = a·x + b + 100 — a model that passes a shadow check and then goes wrong under live traffic, which only the
-bake watch can see.
+bake watch can see. ``build_wrong_once``: y = a·x + b until a file the test creates exists, then wrong answers
+— a version that goes bad at a moment the test chooses (while the agent is down, say).
 """
 
 from __future__ import annotations
@@ -46,6 +47,26 @@ def build_fails_on(base_path: Path, version: int, *, bad: float, a: float = 0.5,
                 return {"y": a * x + b}
 
     module = FailsOn()
+    out = base_path / str(version)
+    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
+    return out
+
+
+def build_wrong_once(base_path: Path, version: int, *, trigger: Path, a: float = 0.5, b: float = 2.0) -> Path:
+    """y = a·x + b while ``trigger`` does not exist, y = a·x + b + 100 once it does (looked at every call)."""
+    import tensorflow as tf
+
+    class WrongOnce(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.trigger = tf.Variable(str(trigger))  # a constant path would be folded: looked at once
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])  # type: ignore[misc]
+        def serve(self, x: Any) -> dict[str, Any]:
+            wrong = tf.size(tf.io.matching_files(self.trigger)) > 0
+            return {"y": a * x + b + tf.where(wrong, 100.0, 0.0)}
+
+    module = WrongOnce()
     out = base_path / str(version)
     tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
     return out

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testkit.faulty_models import build_degrading
+from testkit.faulty_models import build_degrading, build_wrong_once
 from testkit.poll import poll_until
 from testkit.savedmodels import build_half_plus_two, corrupt_savedmodel
 from testkit.stack import MODEL, Stack
@@ -96,23 +96,52 @@ def test_bake_failure_rolls_back_label_safely(stacks: list[Stack], tmp_path: Pat
     assert b'tfs_agent_rollbacks_total{model="m",reason="bake_failed"} 1.0' in metrics
 
 
+def _in_its_bake(stack: Stack, after: float = 0.0) -> dict[str, Any]:
+    """The pending promotion once a bake window beginning after ``after`` (epoch s) is recorded."""
+    return poll_until(
+        lambda: (p := stack.model().get("pending") or {}).get("bake_started", 0) > after and p,
+        timeout=60,
+        interval=0.1,
+        what="the bake step",
+    )
+
+
 def test_agent_sigkilled_mid_promotion_converges(stacks: list[Stack], tmp_path: Path) -> None:
-    """SIGKILL while the new version bakes: the restarted agent finishes the promotion; clients never fail."""
+    """SIGKILL while the new version bakes: the restarted agent watches the rest of the bake window, then
+    finishes the promotion; clients never fail."""
     stack = make(stacks, tmp_path, policy={"bake_time": "20s"})
     stack.publish(1)
     stack.wait_serving(1, timeout=90)
     load = stack.load(rate=30)
     stack.publish(2)
-    poll_until(
-        lambda: (stack.model().get("pending") or {}).get("step") == "bake",
-        timeout=60,
-        interval=0.1,
-        what="the bake step",
-    )
+    killed = _in_its_bake(stack)
     stack.restart_agent(kill=True)
+    resumed = _in_its_bake(stack, after=killed["bake_started"])  # the rest of the window the kill cut short
+    assert resumed["bake_seconds"] < 20
     stack.wait_serving(2)
     assert load.stop()["failed"] == 0
     assert stack.tfs_state()[2][0] == "AVAILABLE"
+    assert stack.model()["quarantined"] == {}
+    assert "recovered: resuming the bake" in stack.agent.log()  # type: ignore[union-attr]
+
+
+def test_agent_sigkilled_mid_bake_of_a_version_going_bad_rolls_back(
+    stacks: list[Stack], tmp_path: Path
+) -> None:
+    """SIGKILL during the bake, and the version goes wrong while the agent is down: the restarted agent's
+    resumed bake catches it and rolls back to the recorded previous version, counted as a bake failure."""
+    stack = make(stacks, tmp_path, policy={"bake_time": "30s"})
+    stack.publish(1)
+    stack.wait_serving(1, timeout=90)
+    trigger = tmp_path / "v2-goes-wrong"
+    stack.publish(2, lambda base, v: build_wrong_once(base, v, trigger=trigger))
+    _in_its_bake(stack)
+    stack.restart_agent(kill=True, between=trigger.touch)
+    reason = stack.wait_quarantined(2)
+    assert reason.startswith("bake: resumed after a restart: "), reason
+    stack.wait_serving(1)
+    assert stack.tfs_state()[1][0] == "AVAILABLE"
+    assert stack.agent.metric("tfs_agent_rollbacks_total", model=MODEL, reason="bake_failed") == 1  # type: ignore[union-attr]
 
 
 def test_agent_sigkilled_while_loading_undoes_and_retries(stacks: list[Stack], tmp_path: Path) -> None:
