@@ -96,10 +96,17 @@ def test_bake_failure_rolls_back_label_safely(stacks: list[Stack], tmp_path: Pat
     assert b'tfs_agent_rollbacks_total{model="m",reason="bake_failed"} 1.0' in metrics
 
 
-def _in_its_bake(stack: Stack, after: float = 0.0) -> dict[str, Any]:
-    """The pending promotion once a bake window beginning after ``after`` (epoch s) is recorded."""
+def _in_its_bake(stack: Stack, after: float | None = None) -> dict[str, Any]:
+    """The pending promotion once at the bake step, or (``after``, epoch s) once a bake window beginning
+    later than that is recorded."""
+
+    def baking(pending: dict[str, Any]) -> bool:
+        if after is None:
+            return pending.get("step") == "bake"
+        return bool(pending.get("bake_started", 0) > after)
+
     return poll_until(
-        lambda: (p := stack.model().get("pending") or {}).get("bake_started", 0) > after and p,
+        lambda: baking(p := stack.model().get("pending") or {}) and p,
         timeout=60,
         interval=0.1,
         what="the bake step",
@@ -114,7 +121,7 @@ def test_agent_sigkilled_mid_promotion_converges(stacks: list[Stack], tmp_path: 
     stack.wait_serving(1, timeout=90)
     load = stack.load(rate=30)
     stack.publish(2)
-    killed = _in_its_bake(stack)
+    killed = _in_its_bake(stack, after=0)
     stack.restart_agent(kill=True)
     resumed = _in_its_bake(stack, after=killed["bake_started"])  # the rest of the window the kill cut short
     assert resumed["bake_seconds"] < 20
