@@ -109,6 +109,9 @@ class Proxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for the
+            # client's delayed ACK, ~40 ms a response that no real bucket adds (``delay`` is for latency).
+            disable_nagle_algorithm = True
 
             def _forward(self) -> None:
                 rule = proxy._take(f"{self.command} {self.path}")
