@@ -14,11 +14,16 @@ every object, every second): an idle poll is ONE delimited listing. A version's 
 objects listed) only until it is seen complete or invalid; both outcomes are cached and, as in TF Serving
 (B6), a version is not re-judged by itself: a fix comes as a new version number, or the operator clears
 the version after fixing it in place (``forget``).
+
+A poll with many versions not judged yet (the first after a restart: every version in the bucket) reads
+them ``concurrency`` at a time: each read is a small object and costs a round trip, so 200 versions take
+about 13 round trips instead of 200 (docs/decisions/0029-judge-new-versions-concurrently.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -29,6 +34,14 @@ from agent.core.errors import ConfigError, ManifestError, StagingError
 from agent.core.manifest import check_layout, parse_manifest
 from agent.infra.clock import Clock, SystemClock
 from agent.infra.config_policy import CompletionSettings
+
+READ_CONCURRENCY = 16
+"""Versions read at once by a poll that has many to judge; well under the adapters' connection pool
+(``POOL_SIZE``), and nothing is spawned on an idle poll."""
+
+_Fetched = bytes | tuple[ObjectInfo, ...] | ManifestError | StagingError | None
+"""What judging a version needs from the bucket: its manifest's bytes (None: not there yet) or its listing,
+or the error that already makes it invalid."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +74,13 @@ class Discovery:
         *,
         clock: Clock | None = None,
         model: str | None = None,
+        concurrency: int = READ_CONCURRENCY,
     ) -> None:
         """``model`` is the configured name; a manifest may carry it or the source folder's name (publish's
-        default). ``clock.time()`` gives epoch seconds, compared with object update times in quiet mode."""
+        default). ``clock.time()`` gives epoch seconds, compared with object update times in quiet mode.
+        ``concurrency``: how many versions' manifests (or listings) one poll reads at once."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if completion.mode == "marker" and not completion.marker:
             raise ConfigError("completion marker mode needs a marker name, e.g. marker:_SUCCESS")
         if completion.mode == "quiet" and completion.quiet is None:
@@ -73,6 +90,7 @@ class Discovery:
         self._model = model or folder
         self._names = frozenset({self._model, folder})
         self._quiet_seconds = completion.quiet.total_seconds() if completion.quiet else 0.0
+        self._concurrency = concurrency
         self._complete: dict[int, Manifest] = {}
         self._invalid: dict[int, str] = {}
         self._quiet: dict[int, _Quiet] = {}
@@ -82,9 +100,11 @@ class Discovery:
         present = self._source.list_versions()
         self._forget(present)
         incomplete: set[int] = set()
-        for version in sorted(present - self._complete.keys() - self._invalid.keys()):
+        for version, fetched in self._fetch_all(
+            sorted(present - self._complete.keys() - self._invalid.keys())
+        ):
             try:
-                manifest = self._judge(version)
+                manifest = self._judge(version, fetched)
             except (ManifestError, StagingError) as err:
                 self._invalid[version] = err.reason
                 continue
@@ -109,24 +129,51 @@ class Discovery:
             for version in cache.keys() - present:
                 del cache[version]
 
-    def _judge(self, version: int) -> Manifest | None:
-        mode = self._completion.mode
-        if mode == "manifest":
-            return self._read_manifest(version)
-        objects = [o for o in self._source.list_objects(version) if not o.name.endswith("/")]
-        if mode == "marker":
+    def _fetch_all(self, versions: Sequence[int]) -> Iterator[tuple[int, _Fetched]]:
+        """Each version with what was read for it, in order; the reads run ``concurrency`` at a time. A
+        failed read (a bucket error) raises here, after the versions before it were yielded (and judged and
+        kept, as if read one by one); the reads not started yet are cancelled."""
+        if not versions:
+            return
+        workers = min(self._concurrency, len(versions))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="discover") as pool:
+            futures = [pool.submit(self._fetch, version) for version in versions]
+            try:
+                for version, future in zip(versions, futures, strict=True):
+                    yield version, future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def _fetch(self, version: int) -> _Fetched:
+        """The bucket read that judging ``version`` needs; runs on the pool and touches no state. A version
+        the read itself shows invalid (a hostile object name) comes back as its error, judged in order."""
+        try:
+            if self._completion.mode != "manifest":
+                return self._source.list_objects(version)
+            return self._source.read_bytes(version, MANIFEST_NAME)
+        except ObjectNotFoundError:
+            return None
+        except (ManifestError, StagingError) as err:
+            return err
+
+    def _judge(self, version: int, fetched: _Fetched) -> Manifest | None:
+        if fetched is None:
+            return None
+        if isinstance(fetched, (ManifestError, StagingError)):
+            raise fetched
+        if isinstance(fetched, bytes):
+            return self._parse_manifest(version, fetched)
+        objects = [o for o in fetched if not o.name.endswith("/")]
+        if self._completion.mode == "marker":
             marker = self._completion.marker
             if not any(o.name == marker for o in objects):
                 return None
             return self._synthesize(version, [o for o in objects if o.name != marker])
         return self._synthesize(version, objects) if self._is_quiet(version, objects) else None
 
-    def _read_manifest(self, version: int) -> Manifest | None:
+    def _parse_manifest(self, version: int, data: bytes) -> Manifest:
         where = f"{self._source.uri}/{version}/{MANIFEST_NAME}"
-        try:
-            data = self._source.read_bytes(version, MANIFEST_NAME)
-        except ObjectNotFoundError:
-            return None
         manifest = parse_manifest(data, origin=where)
         if manifest.version != version:
             raise ManifestError(f"{where}: says version {manifest.version} but sits in folder {version}")

@@ -5,6 +5,8 @@ B-numbers (B1–B24) are TF Serving behaviours described in docs/tfserving-behav
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from agent.core.domain import MANIFEST_NAME
@@ -203,3 +205,82 @@ def test_quiet_deadline_follows_the_last_change() -> None:
     clock.advance(60)
     assert 2 in discovery.poll().complete
     assert discovery.quiet_deadline() is None
+
+
+class _GatedSource(InMemorySource):
+    """Reads that wait at a barrier: a poll that reads one version at a time never gets ``parties`` reads
+    in flight together, and the barrier breaks (BrokenBarrierError) instead of passing. Counts the most
+    reads in flight at once, and can fail the read of chosen versions."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=30)
+        self.reading = self.most_reading = 0
+        self.failing: dict[int, Exception] = {}
+        self._gauge = threading.Lock()
+
+    def read_bytes(self, version: int, name: str) -> bytes:
+        with self._gauge:
+            self.reading += 1
+            self.most_reading = max(self.most_reading, self.reading)
+        try:
+            self.barrier.wait()
+            if version in self.failing:
+                raise self.failing[version]
+            return super().read_bytes(version, name)
+        finally:
+            with self._gauge:
+                self.reading -= 1
+
+
+def test_a_first_poll_reads_many_manifests_at_once_and_no_more_than_its_concurrency() -> None:
+    """After a restart every version is new: their manifests are read ``concurrency`` at a time (the barrier
+    only opens for 4 reads in flight together), never more, each exactly once, with the same verdicts as
+    one by one."""
+    source = _GatedSource(parties=4)
+    for version in range(1, 41):
+        source.publish(version, FILES)
+    source.put(13, MANIFEST_NAME, b"{not json")
+    result = Discovery(source, parse_completion("manifest"), clock=source.clock, concurrency=4).poll()
+    assert source.most_reading == 4
+    assert source.calls["read_bytes"] == 40
+    assert sorted(result.complete) == [v for v in range(1, 41) if v != 13]
+    assert set(result.invalid) == {13}
+
+
+def test_a_failed_read_in_a_concurrent_poll_keeps_the_versions_before_it() -> None:
+    """A bucket error on one version fails the poll as before; the versions below it were judged and are
+    not read again, the ones from it on are read on the next poll."""
+    source = _GatedSource(parties=1)
+    for version in range(1, 31):
+        source.publish(version, FILES)
+    source.failing[17] = TransientSourceError("503 on version 17")
+    discovery = Discovery(source, parse_completion("manifest"), clock=source.clock, concurrency=4)
+    with pytest.raises(TransientSourceError, match="version 17"):
+        discovery.poll()
+    del source.failing[17]
+    source.calls.clear()
+    assert sorted(discovery.poll().complete) == list(range(1, 31))
+    assert source.calls["read_bytes"] == 14
+
+
+def test_marker_mode_lists_new_versions_concurrently_with_the_same_verdicts() -> None:
+    """Marker mode's listings go through the same pool: complete, incomplete, hostile versions as before."""
+    source = InMemorySource()
+    for version in range(1, 21):
+        for name, data in FILES.items():
+            source.put(version, name, data)
+        if version % 2:
+            source.put(version, "_SUCCESS", b"")
+    source.put(7, "../escape", b"evil")
+    result = _discovery(source, "marker:_SUCCESS").poll()
+    assert sorted(result.complete) == [v for v in range(1, 21, 2) if v != 7]
+    assert result.incomplete == frozenset(range(2, 21, 2))
+    assert "'../escape'" in result.invalid[7]
+    assert source.calls["list_objects"] == 20
+
+
+def test_concurrency_must_be_positive() -> None:
+    """A concurrency below 1 is refused, naming the value."""
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        Discovery(InMemorySource(), parse_completion("manifest"), concurrency=0)
