@@ -9,7 +9,7 @@ costs, which is what TF Serving does when pointed at a gs:// base path (every se
 ``--restart`` times the first poll of a fresh Discovery (an agent just restarted) over 200 complete versions,
 on file:// and on gs:// (fake-gcs-server, through the counting proxy, with no added latency and with 20 ms per
 request, about a small GCS read from inside the region): bucket requests and seconds when the manifests are
-read one after another (``concurrency=1``, as before) and ``READ_CONCURRENCY`` at a time (now).
+read one after another (``concurrency=1``, as before), ``READ_CONCURRENCY`` at a time (now) and twice that.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def first_poll(source: ModelSource, concurrency: int, requests: Callable[[], int
 def restart() -> None:
     print(__doc__.split("\n\n")[2].replace("\n", " ") + "\n")
     print(f"{'bucket':<26} | {'concurrency':>11} | {'requests':>8} | {'seconds':>7} | complete")
-    rounds = (1, READ_CONCURRENCY)
+    rounds = (1, READ_CONCURRENCY, 2 * READ_CONCURRENCY)
     with tempfile.TemporaryDirectory(prefix="bench-restart-") as tmp:
         root = Path(tmp) / "file" / "m"
         root.mkdir(parents=True)
