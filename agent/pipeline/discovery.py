@@ -152,9 +152,10 @@ class Discovery:
         try:
             if self._completion.mode != "manifest":
                 return self._source.list_objects(version)
-            return self._source.read_bytes(version, MANIFEST_NAME)
-        except ObjectNotFoundError:
-            return None
+            try:
+                return self._source.read_bytes(version, MANIFEST_NAME)
+            except ObjectNotFoundError:
+                return None
         except (ManifestError, StagingError) as err:
             return err
 
