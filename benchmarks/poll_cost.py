@@ -30,7 +30,7 @@ from agent.core.manifest import serialize_manifest
 from agent.infra.config_policy import parse_completion
 from agent.pipeline.discovery import READ_CONCURRENCY, Discovery
 from testkit.fakes_sources import manifest_for
-from testkit.gcs import FakeGcsServer, Proxy, new_bucket, running_server
+from testkit.gcs import FakeGcsServer, Proxy, new_bucket, object_requests, running_server
 
 FILES_PER_VERSION = 50
 
@@ -114,8 +114,9 @@ def restart() -> None:
                 for concurrency in rounds:
                     client = FakeGcsServer.client_for(proxy.url)
                     source = GcsSource(uri, client=client)
-                    source.list_versions()  # the client's one-time bucket metadata GET, not the poll's cost
-                    n, seconds, complete = first_poll(source, concurrency, lambda: len(proxy.requests))
+                    n, seconds, complete = first_poll(
+                        source, concurrency, lambda: len(object_requests(proxy.requests))
+                    )
                     print(f"{label:<26} | {concurrency:>11} | {n:>8} | {seconds:>7.2f} | {complete}")
     print("Requests: 1 listing + 1 manifest read per version either way; concurrency cuts the round trips")
     print(

@@ -12,10 +12,11 @@ here) counts requests exactly, adds per-request latency (benchmarks) and injects
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,27 @@ if (
 ):  # imported through agent.adapters.sources at run time, which quiets api_core's import warning
     from google.cloud import storage
 
-__all__ = ["Backend", "FakeGcsServer", "Notify", "Proxy", "free_port", "new_bucket", "running_server"]
+__all__ = [
+    "Backend",
+    "FakeGcsServer",
+    "Notify",
+    "Proxy",
+    "free_port",
+    "new_bucket",
+    "object_requests",
+    "running_server",
+]
 
 Backend = Literal["memory", "filesystem"]
+
+_BUCKET_METADATA = re.compile(r"^GET /storage/v1/b/[^/?]+\?")
+
+
+def object_requests(requests: Iterable[str]) -> list[str]:
+    """A proxy's requests but the bucket's metadata GETs (``GET /storage/v1/b/<bucket>?...``), which
+    google-cloud-storage sends from a background thread (once per client, for its tracing) at any moment,
+    even in the middle of a measured poll."""
+    return [r for r in requests if not _BUCKET_METADATA.match(r)]
 
 
 @dataclass(frozen=True)
