@@ -17,7 +17,7 @@ the version after fixing it in place (``forget``).
 
 A poll with many versions not judged yet (the first after a restart: every version in the bucket) reads
 them ``concurrency`` at a time: each read is a small object and costs a round trip, so 200 versions take
-25 round trips instead of 200 (docs/decisions/0030-read-new-manifests-concurrently.md).
+25 round trips instead of 200 (docs/decisions/0029-read-new-manifests-concurrently.md).
 """
 
 from __future__ import annotations
