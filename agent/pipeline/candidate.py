@@ -75,22 +75,14 @@ class Candidate:
             if err.retryable:
                 raise
             return self._reject(version, f"staging: {err.reason}", "quarantined")
-        self._check_memory(version)
+        # Before any load of the candidate (shadow or beside the old version); a lone pod never drains.
+        self.memory_check(version, drained=False)
         if self.settings.validation == "in_place":
             return self._in_place(version, golden)
         verdict = self._validate(version, golden)
         if not verdict.ok:
             return self._reject(version, f"validation: {verdict.reason}", "rejected")
         return self._promote(version, verdict, golden)
-
-    def _check_memory(self, version: int) -> None:
-        """Before any load of the candidate (shadow or beside the old version): MemoryLimitError, a counted
-        retry, when the 2x peak would exceed serving.memory_limit."""
-        if self.memory is not None:
-            with self.reporter.counting("memory"):
-                self.memory.check_beside(
-                    self.serving, self.settings.local_path / str(version), model=self.name
-                )
 
     def _in_place(self, version: int, golden: Golden | None) -> PassResult:
         """``validation: in_place``: one load beside the old version, validated by explicit version; a failed
