@@ -185,11 +185,8 @@ class FleetPass:
                 return self.candidate._reject(version, f"staging: {err.reason}", "quarantined")
             # The shadow loads beside everything served; if only alone, the drained validator unloads its
             # serving version first and loads it back after (Candidate._validate alone).
-            alone = self.candidate.memory_check(version, drained=True)
             why = f"draining for the shadow validation of v{version}"
-            with self._out_of_traffic(why, allowed=view.mine is not None) as not_drained:
-                if alone and not_drained is not None:
-                    self.candidate.memory_check(version, drained=False, why=not_drained)
+            with self._loading(version, why, allowed=view.mine is not None) as alone:
                 verdict = self.candidate._validate(version, golden, alone=alone)
         self.phase = "idle"
         self.coordinator.record_verdict(version, verdict.ok, verdict.reason)
@@ -212,12 +209,8 @@ class FleetPass:
         with self._keeper(view) as keeper:
             try:
                 self.candidate._stage(version, manifest, golden)
-                # Does it fit at all (raises if not even alone)? True: only unload-first, which needs a drain.
-                alone = self.candidate.memory_check(version, drained=True)
                 why = f"draining for the swap to v{version}"
-                with self._out_of_traffic(why, allowed=view.mine is not None) as not_drained:
-                    if alone and not_drained is not None:
-                        self.candidate.memory_check(version, drained=False, why=not_drained)
+                with self._loading(version, why, allowed=view.mine is not None) as alone:
                     self.candidate.swap_in(version, alone=alone)
                 # Back in traffic: the bake sees live requests. A canary's check is its BAKE on live
                 # traffic, the next step: here one look only.
@@ -251,6 +244,17 @@ class FleetPass:
         )
 
     # ---- out of traffic (fleet.drain) ----
+
+    @contextmanager
+    def _loading(self, version: int, why: str, *, allowed: bool) -> Iterator[bool]:
+        """A load of ``version`` under a slot, out of traffic if the fleet allows it; yields whether it must
+        be unload-first. MemoryLimitError before anything moves when it does not fit even alone, or fits
+        only alone and the pod stays in traffic (the error then says why it is not drained)."""
+        alone = self.candidate.memory_check(version, drained=True)
+        with self._out_of_traffic(why, allowed=allowed) as not_drained:
+            if alone and not_drained is not None:
+                self.candidate.memory_check(version, drained=False, why=not_drained)
+            yield alone
 
     @contextmanager
     def _out_of_traffic(self, why: str, *, allowed: bool) -> Iterator[str | None]:
@@ -305,11 +309,12 @@ class FleetPass:
             return self._unload_first_back
         return None
 
-    def _unload_first_back(self, bad: int, good: int | None, reason: str) -> None:
-        """A failed bake after an unload-first swap goes back unload-first too (good beside bad does not
-        fit): out of traffic if the fleet allows it, else in place (a short gap beats an OOM kill)."""
+    def _unload_first_back(self, bad: int, good: int | None, reason: str, *, quarantine: bool = True) -> None:
+        """Back to ``good`` unload-first (good beside bad does not fit): after a failed bake of an
+        unload-first swap, or the fleet's ROLL_BACK (``quarantine`` False: the fleet's verdict is the
+        quarantine). Out of traffic if the fleet allows it, else in place (a short gap beats an OOM kill)."""
         with self._out_of_traffic(f"draining to roll back to v{good}", allowed=True):
-            self.candidate.promotion.roll_back(bad, good, reason, alone=True)
+            self.candidate.promotion.roll_back(bad, good, reason, alone=True, quarantine=quarantine)
 
     def _gauge(self, value: int) -> None:
         if self.metrics is not None:
@@ -351,9 +356,8 @@ class FleetPass:
         bad = self.serving()
         self.phase = "rolled_back"
         why = f"fleet: {reason}"
-        if bad is not None and self.candidate.memory_check(good, drained=True):
-            with self._out_of_traffic(f"draining to roll back to v{good}", allowed=True):
-                self.candidate.promotion.roll_back(bad, good, why, alone=True, quarantine=False)
+        if bad is not None and self.way_back(good) is not None:
+            self._unload_first_back(bad, good, why, quarantine=False)
         else:
             self.candidate.promotion.roll_back(bad if bad is not None else good, good, why, quarantine=False)
         self.candidate.reporter.rolled_back(bad or good, good, "fleet_aborted")
