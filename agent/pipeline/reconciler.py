@@ -246,9 +246,8 @@ class ModelReconciler:
             replace_live=policy.live_floor,
         )
         obs = observe(self.state.get(self.name), complete, self.settings.local_path, evidence)
-        if self.fleet is not None:  # a fleet verdict is quarantine for every pod (lifted by `fleet clear`)
-            fleet = {v: FLEET_REJECTED for v in self.fleet.rejected()}
-            obs = replace(obs, quarantined={**fleet, **obs.quarantined})
+        if self.fleet is not None:
+            obs = replace(obs, quarantined=self._with_fleet_verdicts(obs.quarantined))
         return plan(obs, rules, utc(self.clock.time()))
 
     # ---- convergence ----------------
@@ -288,12 +287,18 @@ class ModelReconciler:
     def ready(self) -> bool:
         return self.check_ready()[0]
 
+    def _with_fleet_verdicts(self, quarantined: Mapping[int, str]) -> dict[int, str]:
+        """This pod's quarantine with the fleet's verdicts: quarantine for every pod, never written locally
+        (lifted by `fleet clear`); a local reason wins for a version in both."""
+        fleet = {v: FLEET_REJECTED for v in self.fleet.rejected()} if self.fleet is not None else {}
+        return {**fleet, **quarantined}
+
     def status(self) -> dict[str, Any]:
         ready, why = self.check_ready()
-        record = self.state.get(self.name).to_json()
-        if self.fleet is not None:  # the fleet verdicts are quarantine here too (never written locally)
-            fleet = {str(v): FLEET_REJECTED for v in sorted(self.fleet.rejected())}
-            record["quarantined"] = {**fleet, **record["quarantined"]}
+        state = self.state.get(self.name)
+        record = state.to_json()
+        quarantined = self._with_fleet_verdicts(state.quarantined)
+        record["quarantined"] = {str(v): quarantined[v] for v in sorted(quarantined)}
         return {
             **record,
             "model": self.name,
